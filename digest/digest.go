@@ -1,0 +1,310 @@
+package digest
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"golang.org/x/mod/sumdb/dirhash"
+)
+
+// Errors returned by this package. Callers match them with errors.Is.
+var (
+	// ErrMalformed means a digest string is not of a form this package knows.
+	ErrMalformed = errors.New("malformed digest")
+	// ErrMismatch means content does not have the digest it was expected to have.
+	ErrMismatch = errors.New("digest mismatch")
+	// ErrUnsupportedFile means a tree holds something other than regular
+	// files, directories and in-tree symbolic links (a device, a socket, ...).
+	ErrUnsupportedFile = errors.New("unsupported file type")
+	// ErrTooManyFiles means a tree holds more files than MaxTreeFiles.
+	ErrTooManyFiles = errors.New("too many files in tree")
+)
+
+// MaxTreeFiles bounds how many files Tree will hash, so that a hostile
+// directory cannot make a digest run without end.
+const MaxTreeFiles = 200_000
+
+// Algorithm names a digest algorithm as it is written before the colon.
+type Algorithm string
+
+// Known algorithms.
+const (
+	SHA256 Algorithm = "sha256"
+	SHA512 Algorithm = "sha512"
+	// H1 is dirhash's tree digest; its value is base64, not hex.
+	H1 Algorithm = "h1"
+)
+
+// Digest is a parsed "<algorithm>:<value>" string. The zero value is invalid
+// and prints as the empty string; use Parse or a constructor to get one.
+type Digest struct {
+	alg   Algorithm
+	value string // lower-case hex for SHA-2, base64 for h1
+}
+
+// Parse parses "sha256:<64 hex>", "sha512:<128 hex>" or "h1:<base64 of 32 bytes>".
+// Hex must be lower case, as OCI and in-toto write it.
+func Parse(s string) (Digest, error) {
+	alg, value, ok := strings.Cut(s, ":")
+	if !ok {
+		return Digest{}, fmt.Errorf("%w: %q has no algorithm prefix", ErrMalformed, truncate(s))
+	}
+	d := Digest{alg: Algorithm(alg), value: value}
+	if err := d.validate(); err != nil {
+		return Digest{}, fmt.Errorf("%w: %q: %s", ErrMalformed, truncate(s), err)
+	}
+	return d, nil
+}
+
+// MustParse is Parse for constants in tests and examples; it panics on error.
+func MustParse(s string) Digest {
+	d, err := Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func (d Digest) validate() error {
+	switch d.alg {
+	case SHA256, SHA512:
+		want := sha256.Size * 2
+		if d.alg == SHA512 {
+			want = sha512.Size * 2
+		}
+		if len(d.value) != want {
+			return fmt.Errorf("want %d hex characters, have %d", want, len(d.value))
+		}
+		for _, c := range d.value {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return errors.New("value is not lower-case hex")
+			}
+		}
+		return nil
+	case H1:
+		raw, err := base64.StdEncoding.Strict().DecodeString(d.value)
+		if err != nil || len(raw) != sha256.Size {
+			return errors.New("value is not base64 of 32 bytes")
+		}
+		return nil
+	default:
+		return fmt.Errorf("unknown algorithm %q", truncate(string(d.alg)))
+	}
+}
+
+// Algorithm reports the digest's algorithm.
+func (d Digest) Algorithm() Algorithm { return d.alg }
+
+// Value is the part after the colon: hex for SHA-2, base64 for h1.
+func (d Digest) Value() string { return d.value }
+
+// Hex is the digest's raw sum in lower-case hex, for every algorithm (for h1,
+// the hex of the base64-decoded sum).
+func (d Digest) Hex() string {
+	if d.alg == H1 {
+		raw, _ := base64.StdEncoding.DecodeString(d.value)
+		return hex.EncodeToString(raw)
+	}
+	return d.value
+}
+
+// IsZero reports whether d is the zero Digest.
+func (d Digest) IsZero() bool { return d.alg == "" }
+
+// String returns "<algorithm>:<value>", or "" for the zero Digest.
+func (d Digest) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return string(d.alg) + ":" + d.value
+}
+
+// Equal reports whether d and o are the same algorithm and value.
+func (d Digest) Equal(o Digest) bool { return d == o }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with Parse.
+func (d *Digest) UnmarshalText(b []byte) error {
+	p, err := Parse(string(b))
+	if err != nil {
+		return err
+	}
+	*d = p
+	return nil
+}
+
+var _ json.Marshaler = Digest{}
+
+// MarshalJSON writes the digest as a JSON string.
+func (d Digest) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON parses a JSON string with Parse.
+func (d *Digest) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%w: not a JSON string", ErrMalformed)
+	}
+	return d.UnmarshalText([]byte(s))
+}
+
+// Verify returns nil when d equals want, and otherwise an error wrapping
+// ErrMismatch that names both.
+func (d Digest) Verify(want Digest) error {
+	if d.Equal(want) {
+		return nil
+	}
+	return &MismatchError{Expected: want, Actual: d}
+}
+
+// MismatchError reports the expected and the actual digest of some content.
+type MismatchError struct {
+	Expected, Actual Digest
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("digest mismatch: expected %s, actual %s", e.Expected, e.Actual)
+}
+
+// Unwrap makes errors.Is(err, ErrMismatch) true.
+func (e *MismatchError) Unwrap() error { return ErrMismatch }
+
+// FileDigests holds the SHA-256 and SHA-512 of one stream, and its size.
+type FileDigests struct {
+	SHA256 Digest
+	SHA512 Digest
+	Size   int64
+}
+
+// Reader hashes everything r yields with SHA-256 and SHA-512 in one pass.
+func Reader(r io.Reader) (FileDigests, error) {
+	h256, h512 := sha256.New(), sha512.New()
+	n, err := io.Copy(io.MultiWriter(h256, h512), r)
+	if err != nil {
+		return FileDigests{}, err
+	}
+	return FileDigests{SHA256: sum(SHA256, h256), SHA512: sum(SHA512, h512), Size: n}, nil
+}
+
+// File hashes the regular file at name in root. The path is resolved inside
+// root, so neither ".." nor a symbolic link can lead it out.
+func File(root *os.Root, name string) (FileDigests, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return FileDigests{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return FileDigests{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return FileDigests{}, fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, fi.Mode().Type())
+	}
+	d, err := Reader(f)
+	if err != nil {
+		return FileDigests{}, fmt.Errorf("reading %q: %w", name, err)
+	}
+	return d, nil
+}
+
+// Tree computes the h1 tree digest (see the package doc) of the directory dir
+// in root. Every file is opened through root, so a symbolic link that points
+// out of root is an error, not a silent read of the outside file.
+func Tree(root *os.Root, dir string) (Digest, error) {
+	files, err := treeFiles(root, dir)
+	if err != nil {
+		return Digest{}, err
+	}
+	open := func(name string) (io.ReadCloser, error) {
+		return root.Open(path.Join(dir, name))
+	}
+	h1, err := dirhash.Hash1(files, open)
+	if err != nil {
+		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
+	}
+	return Parse(h1)
+}
+
+// treeFiles lists the regular files below dir (following in-root links to
+// files), slash-separated and relative to dir, sorted.
+func treeFiles(root *os.Root, dir string) ([]string, error) {
+	fsys, err := fs.Sub(root.FS(), path.Clean(dir))
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	err = fs.WalkDir(fsys, ".", func(name string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case de.IsDir():
+			return nil
+		case de.Type().IsRegular():
+		case de.Type()&fs.ModeSymlink != 0:
+			// Stat follows the link inside root; a link out of root fails here.
+			fi, err := root.Stat(path.Join(dir, name))
+			if err != nil {
+				return fmt.Errorf("symbolic link %q: %w", name, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return fmt.Errorf("symbolic link %q: %w: points to a %s", name, ErrUnsupportedFile, kind(fi.Mode()))
+			}
+		default:
+			return fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, kind(de.Type()))
+		}
+		if len(files) >= MaxTreeFiles {
+			return fmt.Errorf("%w: more than %d", ErrTooManyFiles, MaxTreeFiles)
+		}
+		files = append(files, name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walking tree %q: %w", dir, err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func kind(m fs.FileMode) string {
+	if m.IsDir() {
+		return "directory"
+	}
+	if t := m.Type().String(); t != "" {
+		return "file of mode " + t
+	}
+	return "file"
+}
+
+func sum(alg Algorithm, h hash.Hash) Digest {
+	return Digest{alg: alg, value: hex.EncodeToString(h.Sum(nil))}
+}
+
+// FromBytes returns the SHA-256 digest of b.
+func FromBytes(b []byte) Digest {
+	s := sha256.Sum256(b)
+	return Digest{alg: SHA256, value: hex.EncodeToString(s[:])}
+}
+
+// truncate keeps error messages one short line whatever the input.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

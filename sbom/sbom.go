@@ -1,0 +1,355 @@
+package sbom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/stack"
+)
+
+// Property names trustgate writes on components. Verifiers read them.
+const (
+	PropKind    = "trustgate:kind"    // gateway, plugin, agent, image or model
+	PropRole    = "trustgate:role"    // the component's role from the manifest
+	PropPath    = "trustgate:path"    // path relative to the manifest
+	PropDigest  = "trustgate:digest"  // sha256:<hex> for files and images, h1:<base64> for directories
+	PropCommand = "trustgate:command" // JSON array: command then args
+	PropImage   = "trustgate:image"   // name of the image entry a component runs from
+	// PropImageSource says where an image was read: ref, ociLayout or archive.
+	PropImageSource = "trustgate:image:source"
+	// PropImageConfig is an image's config digest (its "image ID").
+	PropImageConfig = "trustgate:image:config"
+	PropProvider    = "trustgate:provider"   // a model's provider
+	PropCredential  = "trustgate:credential" // a provider's credential reference: env:NAME or file:PATH
+)
+
+// ErrScan means syft could not catalog a component.
+var ErrScan = errors.New("scanning component")
+
+// Options tune Generate. The zero value is ready to use.
+type Options struct {
+	// Timestamp, when not zero, is written as the BOM's metadata.timestamp.
+	// Leave it zero for byte-identical output across runs.
+	Timestamp time.Time
+	// Progress, when not nil, is called as each component is scanned.
+	Progress func(Event)
+	// Logger receives debug lines; nil discards them.
+	Logger *slog.Logger
+	// RemoteOptions are added to every registry call that resolves an image
+	// reference (authentication, transport). Loopback registries are
+	// reached over plain HTTP, as go-containerregistry does by default.
+	RemoteOptions []remote.Option
+}
+
+// Event reports progress on one component.
+type Event struct {
+	Kind, Name string // as in PropKind and the manifest
+	Done       bool   // false when a scan starts, true when it ends
+	Packages   int    // packages found, when Done
+	Elapsed    time.Duration
+}
+
+// Generate inventories the deployment s. It reads every file the manifest
+// names and catalogs each component with syft; it resolves image
+// references to digests (the only network access, and only for images given
+// as registry references).
+func Generate(ctx context.Context, s *stack.Stack, opts Options) (*cdx.BOM, error) {
+	g := &generator{s: s, opts: opts, log: opts.Logger}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	root, err := os.OpenRoot(s.Source.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the manifest's folder: %w", err)
+	}
+	defer root.Close()
+	g.root = root
+	return g.generate(ctx)
+}
+
+type generator struct {
+	s    *stack.Stack
+	opts Options
+	log  *slog.Logger
+	root *os.Root
+
+	components []cdx.Component
+	deps       map[string][]string // bom-ref -> refs it depends on
+	images     map[string]resolvedImage
+}
+
+func (g *generator) generate(ctx context.Context) (*cdx.BOM, error) {
+	g.deps = map[string][]string{}
+	g.images = map[string]resolvedImage{}
+	deployment := g.deploymentComponent()
+
+	for _, im := range g.s.Images {
+		c, err := g.imageComponent(ctx, im)
+		if err != nil {
+			return nil, err
+		}
+		g.components = append(g.components, c)
+		g.dependOn(deployment.BOMRef, c.BOMRef)
+	}
+	gateway := ref(stack.KindGateway, g.s.Gateway.Name)
+	for _, comp := range g.s.Components() {
+		c, err := g.runnableComponent(ctx, comp)
+		if err != nil {
+			return nil, err
+		}
+		g.components = append(g.components, c)
+		if comp.Kind == stack.KindGateway {
+			g.dependOn(deployment.BOMRef, c.BOMRef)
+		} else {
+			g.dependOn(gateway, c.BOMRef)
+		}
+	}
+	services := g.services(gateway)
+	for _, m := range g.s.Models {
+		c, err := g.modelComponent(m)
+		if err != nil {
+			return nil, err
+		}
+		g.components = append(g.components, c)
+		g.dependOn(deployment.BOMRef, c.BOMRef)
+		if m.Provider != "" {
+			g.dependOn(c.BOMRef, ref("service", m.Provider))
+		}
+	}
+
+	bom := cdx.NewBOM()
+	bom.SpecVersion = cdx.SpecVersion1_6
+	bom.Metadata = &cdx.Metadata{
+		Tools:     &cdx.ToolsChoice{Components: &[]cdx.Component{tool("trustgate", trustgateVersion()), tool("syft", syftVersion())}},
+		Component: &deployment,
+	}
+	if !g.opts.Timestamp.IsZero() {
+		bom.Metadata.Timestamp = g.opts.Timestamp.UTC().Format(time.RFC3339)
+	}
+	bom.Components = &g.components
+	if len(services) > 0 {
+		bom.Services = &services
+	}
+	bom.Dependencies = g.dependencies()
+	return bom, nil
+}
+
+func (g *generator) deploymentComponent() cdx.Component {
+	md := g.s.Metadata
+	return cdx.Component{
+		BOMRef:      ref("deployment", md.Name),
+		Type:        cdx.ComponentTypeApplication,
+		Name:        md.Name,
+		Version:     md.Version,
+		Description: md.Description,
+		Hashes:      &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: g.s.Source.Digest.Hex()}},
+		Properties: props(
+			PropKind, "deployment",
+			PropPath, filepath.Base(g.s.Source.File),
+			PropDigest, g.s.Source.Digest.String(),
+		),
+	}
+}
+
+// runnableComponent inventories the gateway, a plugin or an agent.
+func (g *generator) runnableComponent(ctx context.Context, comp stack.Component) (cdx.Component, error) {
+	bomRef := ref(comp.Kind, comp.Name)
+	argv, _ := json.Marshal(append(slices.Clone(comp.Command), comp.Args...))
+	c := cdx.Component{
+		BOMRef:  bomRef,
+		Type:    cdx.ComponentTypeApplication,
+		Name:    comp.Name,
+		Version: comp.Version,
+	}
+	if comp.Image != "" {
+		im := g.images[comp.Image]
+		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: im.digest.Hex()}}
+		c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropImage, comp.Image,
+			PropDigest, im.digest.String(), PropCommand, string(argv))
+		g.dependOn(bomRef, ref("image", comp.Image))
+		return c, nil
+	}
+
+	fi, err := g.root.Stat(comp.Path)
+	if err != nil {
+		return cdx.Component{}, fmt.Errorf("%s %q: %w", comp.Kind, comp.Name, err)
+	}
+	var d digest.Digest
+	provider := "file"
+	if fi.IsDir() {
+		provider = "dir"
+		if d, err = digest.Tree(g.root, comp.Path); err != nil {
+			return cdx.Component{}, fmt.Errorf("%s %q: %w", comp.Kind, comp.Name, err)
+		}
+	} else {
+		fd, err := digest.File(g.root, comp.Path)
+		if err != nil {
+			return cdx.Component{}, fmt.Errorf("%s %q: %w", comp.Kind, comp.Name, err)
+		}
+		d = fd.SHA256
+		c.Hashes = fileHashes(fd)
+	}
+	c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropPath, comp.Path,
+		PropDigest, d.String(), PropCommand, string(argv))
+
+	abs := filepath.Join(g.s.Source.Dir, filepath.FromSlash(comp.Path))
+	if err := g.scanInto(ctx, &c, comp.Kind, syftSource{provider, abs}); err != nil {
+		return cdx.Component{}, err
+	}
+	return c, nil
+}
+
+func (g *generator) modelComponent(m stack.Model) (cdx.Component, error) {
+	c := cdx.Component{
+		BOMRef:  ref("model", m.Name),
+		Type:    cdx.ComponentTypeMachineLearningModel,
+		Name:    m.Name,
+		Version: m.Version,
+	}
+	kv := []string{PropKind, "model", PropProvider, m.Provider}
+	if m.File != "" {
+		fd, err := digest.File(g.root, m.File)
+		if err != nil {
+			return cdx.Component{}, fmt.Errorf("model %q: %w", m.Name, err)
+		}
+		c.Hashes = fileHashes(fd)
+		kv = append(kv, PropPath, m.File, PropDigest, fd.SHA256.String())
+	}
+	c.Properties = props(kv...)
+	if card := m.Card; card != nil {
+		c.Description = card.Description
+		if card.License != "" {
+			c.Licenses = &cdx.Licenses{licenseChoice(card.License)}
+		}
+		mc := &cdx.MLModelCard{}
+		if card.Task != "" || card.ArchitectureFamily != "" || card.ModelArchitecture != "" {
+			mc.ModelParameters = &cdx.MLModelParameters{
+				Task:               card.Task,
+				ArchitectureFamily: card.ArchitectureFamily,
+				ModelArchitecture:  card.ModelArchitecture,
+			}
+		}
+		if len(card.UseCases) > 0 || len(card.Limitations) > 0 {
+			mc.Considerations = &cdx.MLModelCardConsiderations{
+				UseCases:             nonEmpty(card.UseCases),
+				TechnicalLimitations: nonEmpty(card.Limitations),
+			}
+		}
+		c.ModelCard = mc
+	}
+	return c, nil
+}
+
+// services describes each provider; the gateway depends on all of them.
+func (g *generator) services(gateway string) []cdx.Service {
+	var out []cdx.Service
+	yes := true
+	for _, p := range g.s.Providers {
+		s := cdx.Service{
+			BOMRef:               ref("service", p.Name),
+			Name:                 p.Name,
+			Endpoints:            &[]string{p.BaseURL},
+			Authenticated:        &yes,
+			CrossesTrustBoundary: &yes,
+			// The reference only: where the credential is kept, never its value.
+			Properties: props(PropCredential, p.Credential.String()),
+		}
+		out = append(out, s)
+		g.dependOn(gateway, s.BOMRef)
+	}
+	return out
+}
+
+func (g *generator) dependOn(from string, to ...string) {
+	g.deps[from] = append(g.deps[from], to...)
+}
+
+// dependencies lists the graph sorted by ref, with each list sorted and
+// free of repeats, so that output does not depend on map order.
+func (g *generator) dependencies() *[]cdx.Dependency {
+	refs := make([]string, 0, len(g.deps))
+	for r := range g.deps {
+		refs = append(refs, r)
+	}
+	slices.Sort(refs)
+	out := make([]cdx.Dependency, 0, len(refs))
+	for _, r := range refs {
+		on := slices.Compact(slices.Sorted(slices.Values(g.deps[r])))
+		out = append(out, cdx.Dependency{Ref: r, Dependencies: &on})
+	}
+	return &out
+}
+
+// ref is the bom-ref of a top-level entry: "trustgate:<kind>/<name>".
+func ref(kind, name string) string { return "trustgate:" + kind + "/" + name }
+
+func fileHashes(fd digest.FileDigests) *[]cdx.Hash {
+	return &[]cdx.Hash{
+		{Algorithm: cdx.HashAlgoSHA256, Value: fd.SHA256.Hex()},
+		{Algorithm: cdx.HashAlgoSHA512, Value: fd.SHA512.Hex()},
+	}
+}
+
+// props builds a property list from name, value pairs, skipping empty values.
+func props(kv ...string) *[]cdx.Property {
+	var out []cdx.Property
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			out = append(out, cdx.Property{Name: kv[i], Value: kv[i+1]})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &out
+}
+
+func nonEmpty(s []string) *[]string {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s
+}
+
+// licenseChoice writes an SPDX expression as one, and anything else by name.
+func licenseChoice(l string) cdx.LicenseChoice {
+	if strings.ContainsAny(l, " ()") {
+		return cdx.LicenseChoice{Expression: l}
+	}
+	return cdx.LicenseChoice{License: &cdx.License{Name: l}}
+}
+
+func tool(name, version string) cdx.Component {
+	return cdx.Component{Type: cdx.ComponentTypeApplication, Name: name, Version: version}
+}
+
+func trustgateVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func syftVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/anchore/syft" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}

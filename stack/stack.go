@@ -1,0 +1,162 @@
+package stack
+
+import (
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/yamlx"
+)
+
+// APIVersion and Kind are the only values a manifest may declare.
+const (
+	APIVersion = "trustgate.dev/v1"
+	Kind       = "Stack"
+)
+
+// Stack is one gateway deployment as its manifest describes it.
+type Stack struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string      `yaml:"kind" json:"kind"`
+	Metadata   Metadata    `yaml:"metadata" json:"metadata"`
+	Gateway    Component   `yaml:"gateway" json:"gateway"`
+	Plugins    []Component `yaml:"plugins,omitempty" json:"plugins,omitempty"`
+	Agents     []Component `yaml:"agents,omitempty" json:"agents,omitempty"`
+	Providers  []Provider  `yaml:"providers,omitempty" json:"providers,omitempty"`
+	Models     []Model     `yaml:"models,omitempty" json:"models,omitempty"`
+	Images     []Image     `yaml:"images,omitempty" json:"images,omitempty"`
+
+	// Source describes where the manifest was read from; Load sets it.
+	Source Source `yaml:"-" json:"-"`
+}
+
+// Source is where a manifest came from.
+type Source struct {
+	// File is the manifest path as the caller gave it, for messages.
+	File string
+	// Dir is the absolute folder that every path in the manifest is
+	// relative to, and may not leave.
+	Dir string
+	// Digest is the SHA-256 of the manifest's bytes.
+	Digest digest.Digest
+}
+
+// Metadata names the deployment.
+type Metadata struct {
+	Name        string `yaml:"name" json:"name"`
+	Version     string `yaml:"version,omitempty" json:"version,omitempty"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+}
+
+// Kinds of component, as the policy matches them.
+const (
+	KindGateway = "gateway"
+	KindPlugin  = "plugin"
+	KindAgent   = "agent"
+)
+
+// Roles a component may declare. The gateway's role is always "gateway".
+const (
+	RoleGateway    = "gateway"
+	RoleGuardrail  = "guardrail"  // plugin: may block or redact a request or response
+	RoleTransform  = "transform"  // plugin: rewrites a request or response
+	RoleCompliance = "compliance" // agent: receives audit events for a compliance vendor
+	RoleAudit      = "audit"      // agent: ships or stores the audit log
+)
+
+// Component is the gateway, a plugin or an agent: something that runs.
+// Exactly one of Path and Image is set.
+type Component struct {
+	Name    string `yaml:"name" json:"name"`
+	Role    string `yaml:"role,omitempty" json:"role,omitempty"`
+	Version string `yaml:"version,omitempty" json:"version,omitempty"`
+	// Path is an executable file, or a directory (a Python plugin, say)
+	// started by Command, relative to the manifest's folder.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Image names an entry of the manifest's images the component runs from.
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
+	// Command is the program to run (argv[0] and fixed arguments); empty
+	// means Path itself. It is required when Path is a directory, and then
+	// runs with the directory as its working directory.
+	Command []string `yaml:"command,omitempty" json:"command,omitempty"`
+	Args    []string `yaml:"args,omitempty" json:"args,omitempty"`
+
+	// Kind is KindGateway, KindPlugin or KindAgent; Load sets it.
+	Kind string `yaml:"-" json:"kind"`
+}
+
+// Provider is an upstream model API and the credential it is called with.
+type Provider struct {
+	Name       string        `yaml:"name" json:"name"`
+	BaseURL    string        `yaml:"baseURL" json:"baseURL"`
+	Credential CredentialRef `yaml:"credential" json:"credential"`
+}
+
+// CredentialRef says where a credential is found at run time; never what it
+// is. Exactly one field is set.
+type CredentialRef struct {
+	// Env is the name of an environment variable (upper case, digits, _).
+	Env string `yaml:"env,omitempty" json:"env,omitempty"`
+	// File is the absolute path of a file holding the credential where the
+	// gateway runs (a mounted secret, say). trustgate never reads it while
+	// inventorying.
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+}
+
+// String names the reference without any secret: "env:NAME" or "file:PATH".
+func (c CredentialRef) String() string {
+	if c.Env != "" {
+		return "env:" + c.Env
+	}
+	return "file:" + c.File
+}
+
+// Model is a model the deployment serves: remote through a provider, local
+// from a model file, or both.
+type Model struct {
+	Name     string     `yaml:"name" json:"name"`
+	Version  string     `yaml:"version,omitempty" json:"version,omitempty"`
+	Provider string     `yaml:"provider,omitempty" json:"provider,omitempty"`
+	File     string     `yaml:"file,omitempty" json:"file,omitempty"`
+	Card     *ModelCard `yaml:"card,omitempty" json:"card,omitempty"`
+}
+
+// ModelCard is the part of a CycloneDX model card a manifest may give.
+type ModelCard struct {
+	Task               string   `yaml:"task,omitempty" json:"task,omitempty"`
+	ArchitectureFamily string   `yaml:"architectureFamily,omitempty" json:"architectureFamily,omitempty"`
+	ModelArchitecture  string   `yaml:"modelArchitecture,omitempty" json:"modelArchitecture,omitempty"`
+	License            string   `yaml:"license,omitempty" json:"license,omitempty"`
+	Description        string   `yaml:"description,omitempty" json:"description,omitempty"`
+	UseCases           []string `yaml:"useCases,omitempty" json:"useCases,omitempty"`
+	Limitations        []string `yaml:"limitations,omitempty" json:"limitations,omitempty"`
+}
+
+// Image is a container image of the deployment. Exactly one source is set.
+type Image struct {
+	Name string `yaml:"name" json:"name"`
+	// Ref is a registry reference (a tag or a digest).
+	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
+	// OCILayout is a folder in the OCI image layout holding one image.
+	OCILayout string `yaml:"ociLayout,omitempty" json:"ociLayout,omitempty"`
+	// Archive is a tarball written by "docker save".
+	Archive string `yaml:"archive,omitempty" json:"archive,omitempty"`
+}
+
+// Components returns the gateway, then the plugins, then the agents.
+func (s *Stack) Components() []Component {
+	out := make([]Component, 0, 1+len(s.Plugins)+len(s.Agents))
+	out = append(out, s.Gateway)
+	out = append(out, s.Plugins...)
+	return append(out, s.Agents...)
+}
+
+// Image returns the image entry called name.
+func (s *Stack) Image(name string) (Image, bool) {
+	for _, im := range s.Images {
+		if im.Name == name {
+			return im, true
+		}
+	}
+	return Image{}, false
+}
+
+// FieldError is the error Load returns: a field, its line, and what is wrong.
+type FieldError = yamlx.FieldError
