@@ -29,8 +29,16 @@ type resolvedImage struct {
 	syft   syftSource
 }
 
-// resolve pins im to a digest with go-containerregistry.
+// resolve pins im to a digest with go-containerregistry. Its errors wrap ErrImage.
 func (g *generator) resolve(ctx context.Context, im stack.Image) (resolvedImage, error) {
+	r, err := g.resolveImage(ctx, im)
+	if err != nil {
+		return resolvedImage{}, fmt.Errorf("%w %q: %w", ErrImage, im.Name, err)
+	}
+	return r, nil
+}
+
+func (g *generator) resolveImage(ctx context.Context, im stack.Image) (resolvedImage, error) {
 	switch {
 	case im.OCILayout != "":
 		abs := filepath.Join(g.s.Source.Dir, filepath.FromSlash(im.OCILayout))
@@ -76,7 +84,7 @@ func (g *generator) resolve(ctx context.Context, im stack.Image) (resolvedImage,
 	default:
 		ref, err := name.ParseReference(im.Ref, name.StrictValidation)
 		if err != nil {
-			return resolvedImage{}, fmt.Errorf("image %q: %w", im.Name, err)
+			return resolvedImage{}, err
 		}
 		opts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, g.opts.RemoteOptions...)
 		desc, err := remote.Get(ref, opts...)
@@ -88,7 +96,7 @@ func (g *generator) resolve(ctx context.Context, im stack.Image) (resolvedImage,
 			return resolvedImage{}, err
 		}
 		if dg, ok := ref.(name.Digest); ok && dg.DigestStr() != d.String() {
-			return resolvedImage{}, fmt.Errorf("image %q: registry served %s for a reference pinned to %s: %w", im.Ref, d, dg.DigestStr(), digest.ErrMismatch)
+			return resolvedImage{}, fmt.Errorf("registry served %s for a reference pinned to %s: %w", d, dg.DigestStr(), digest.ErrMismatch)
 		}
 		r := resolvedImage{digest: d, source: "ref", repo: ref.Context().Name()}
 		// Scan exactly the digest just resolved, not whatever the tag

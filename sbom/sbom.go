@@ -36,8 +36,13 @@ const (
 	PropCredential  = "trustgate:credential" // a provider's credential reference: env:NAME or file:PATH
 )
 
-// ErrScan means syft could not catalog a component.
-var ErrScan = errors.New("scanning component")
+// Kinds of error Generate returns; match with errors.Is.
+var (
+	// ErrScan means syft could not catalog a component.
+	ErrScan = errors.New("scanning component")
+	// ErrImage means an image could not be read or pinned to one digest.
+	ErrImage = errors.New("image")
+)
 
 // Options tune Generate. The zero value is ready to use.
 type Options struct {

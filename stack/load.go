@@ -32,6 +32,7 @@ var (
 	ErrWrongType    = yamlx.ErrWrongType
 	ErrSyntax       = yamlx.ErrSyntax
 	ErrTooLarge     = yamlx.ErrTooLarge
+	ErrAlias        = yamlx.ErrAlias
 
 	// ErrRequired: a field that must be set is missing.
 	ErrRequired = errors.New("required")
@@ -111,7 +112,7 @@ func scanSecrets(name string, data []byte) error {
 		}
 	})
 	if err != nil {
-		return &FieldError{File: name, Err: err}
+		return nil // not YAML: the strict decode reports it with its line
 	}
 	if found != nil {
 		return found

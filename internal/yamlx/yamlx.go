@@ -101,7 +101,11 @@ func Decode(file string, data []byte, maxSize int, v any) (*Index, error) {
 	}
 	root, err := parseOne(data)
 	if err != nil {
-		return nil, &FieldError{File: file, Line: syntaxLine(err), Err: err}
+		var se *syntaxError
+		if errors.As(err, &se) {
+			return nil, &FieldError{File: file, Line: se.line, Err: err}
+		}
+		return nil, &FieldError{File: file, Err: err}
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
@@ -161,7 +165,7 @@ func parseOne(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%w: %s", ErrSyntax, stripYAMLPrefix(err))
+		return nil, &syntaxError{line: syntaxLine(err), msg: stripYAMLPrefix(err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -347,8 +351,26 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// syntaxError is a YAML syntax error with its line taken out of the text.
+type syntaxError struct {
+	line int
+	msg  string
+}
+
+func (e *syntaxError) Error() string { return ErrSyntax.Error() + ": " + e.msg }
+func (e *syntaxError) Unwrap() error { return ErrSyntax }
+
+// stripYAMLPrefix drops yaml.v3's "yaml: " and "line N: " prefixes.
 func stripYAMLPrefix(err error) string {
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(s, "line "); ok {
+		if i := strings.Index(rest, ": "); i > 0 {
+			if _, err := strconv.Atoi(rest[:i]); err == nil {
+				s = rest[i+2:]
+			}
+		}
+	}
+	return s
 }
 
 // syntaxLine pulls "line N" out of a yaml.v3 error, which has no field for it.
