@@ -14,6 +14,7 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/anchore/syft/syft"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/digest"
@@ -82,6 +83,12 @@ func Generate(ctx context.Context, s *stack.Stack, opts Options) (*cdx.BOM, erro
 	}
 	defer root.Close()
 	g.root = root
+	// syft builds a license scanner for every scan unless the context holds
+	// one; building it is most of a small scan's time, so build it once.
+	ctx, err = syft.SetContextLicenseScanner(ctx, syft.DefaultCreateSBOMConfig().Licenses)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrScan, err)
+	}
 	return g.generate(ctx)
 }
 
