@@ -12,9 +12,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"sort"
 	"strings"
+	"syscall"
 
 	"golang.org/x/mod/sumdb/dirhash"
 )
@@ -202,18 +202,11 @@ func Reader(r io.Reader) (FileDigests, error) {
 // File hashes the regular file at name in root. The path is resolved inside
 // root, so neither ".." nor a symbolic link can lead it out.
 func File(root *os.Root, name string) (FileDigests, error) {
-	f, err := root.Open(name)
+	f, err := openRegular(root, name)
 	if err != nil {
 		return FileDigests{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return FileDigests{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return FileDigests{}, fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, fi.Mode().Type())
-	}
 	d, err := Reader(f)
 	if err != nil {
 		return FileDigests{}, fmt.Errorf("reading %q: %w", name, err)
@@ -221,16 +214,41 @@ func File(root *os.Root, name string) (FileDigests, error) {
 	return d, nil
 }
 
-// Tree computes the h1 tree digest (see the package doc) of the directory dir
-// in root. Every file is opened through root, so a symbolic link that points
-// out of root is an error, not a silent read of the outside file.
-func Tree(root *os.Root, dir string) (Digest, error) {
-	files, err := treeFiles(root, dir)
+// openRegular opens name in root for reading, and fails unless it is a
+// regular file. It opens without blocking, so that a FIFO put in a file's
+// place is refused instead of hanging the caller.
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return Digest{}, err
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, kind(fi.Mode()))
+	}
+	return f, nil
+}
+
+// Tree computes the h1 tree digest (see the package doc) of the directory dir
+// in root. Every file is opened through a root at dir, so a symbolic link
+// that points out of dir is an error, not a silent read of another file.
+func Tree(root *os.Root, dir string) (Digest, error) {
+	sub, err := root.OpenRoot(dir)
+	if err != nil {
+		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
+	}
+	defer sub.Close()
+	files, err := treeFiles(sub)
+	if err != nil {
+		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
 	}
 	open := func(name string) (io.ReadCloser, error) {
-		return root.Open(path.Join(dir, name))
+		return openRegular(sub, name)
 	}
 	h1, err := dirhash.Hash1(files, open)
 	if err != nil {
@@ -239,15 +257,11 @@ func Tree(root *os.Root, dir string) (Digest, error) {
 	return Parse(h1)
 }
 
-// treeFiles lists the regular files below dir (following in-root links to
-// files), slash-separated and relative to dir, sorted.
-func treeFiles(root *os.Root, dir string) ([]string, error) {
-	fsys, err := fs.Sub(root.FS(), path.Clean(dir))
-	if err != nil {
-		return nil, err
-	}
+// treeFiles lists the regular files in root (following links to files that
+// stay in root), slash-separated, sorted.
+func treeFiles(root *os.Root) ([]string, error) {
 	var files []string
-	err = fs.WalkDir(fsys, ".", func(name string, de fs.DirEntry, err error) error {
+	err := fs.WalkDir(root.FS(), ".", func(name string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -257,7 +271,7 @@ func treeFiles(root *os.Root, dir string) ([]string, error) {
 		case de.Type().IsRegular():
 		case de.Type()&fs.ModeSymlink != 0:
 			// Stat follows the link inside root; a link out of root fails here.
-			fi, err := root.Stat(path.Join(dir, name))
+			fi, err := root.Stat(name)
 			if err != nil {
 				return fmt.Errorf("symbolic link %q: %w", name, err)
 			}
@@ -274,7 +288,7 @@ func treeFiles(root *os.Root, dir string) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("walking tree %q: %w", dir, err)
+		return nil, err
 	}
 	sort.Strings(files)
 	return files, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/mod/sumdb/dirhash"
@@ -178,12 +179,34 @@ func TestTreeRefusesLinksOutAndOddFiles(t *testing.T) {
 		}
 	})
 	t.Run("link inside", func(t *testing.T) {
-		dir := writeTree(t, map[string]string{"p/a.py": "a", "shared.py": "s"})
-		if err := os.Symlink("../shared.py", filepath.Join(dir, "p", "s.py")); err != nil {
+		dir := writeTree(t, map[string]string{"p/a.py": "a", "p/shared.py": "s"})
+		if err := os.Symlink("shared.py", filepath.Join(dir, "p", "s.py")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := digest.Tree(openRoot(t, dir), "p"); err != nil {
-			t.Fatalf("a link that stays inside the root: %v", err)
+			t.Fatalf("a link that stays inside the directory: %v", err)
+		}
+	})
+	t.Run("link out of the directory but inside the root", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"p/a.py": "a", "other/s.py": "s"})
+		if err := os.Symlink("../other/s.py", filepath.Join(dir, "p", "s.py")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := digest.Tree(openRoot(t, dir), "p"); err == nil {
+			t.Fatal("a link out of the hashed directory was followed")
+		}
+	})
+	t.Run("fifo", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"p/a.py": "a"})
+		if err := syscall.Mkfifo(filepath.Join(dir, "p", "fifo"), 0o644); err != nil {
+			t.Skip("no FIFOs here:", err)
+		}
+		if _, err := digest.Tree(openRoot(t, dir), "p"); !errors.Is(err, digest.ErrUnsupportedFile) {
+			t.Fatalf("err = %v, want ErrUnsupportedFile", err)
+		}
+		// File must refuse it at once rather than block on the open.
+		if _, err := digest.File(openRoot(t, dir), "p/fifo"); !errors.Is(err, digest.ErrUnsupportedFile) {
+			t.Fatalf("File on a FIFO: %v, want ErrUnsupportedFile", err)
 		}
 	})
 	t.Run("socket", func(t *testing.T) {

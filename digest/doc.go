@@ -8,9 +8,10 @@
 // lines "<hex sha256>  <name>\n", sorted by name, are hashed again with
 // SHA-256; the result is "h1:" followed by that sum in standard base64.
 // Directories themselves are not hashed (an empty directory changes nothing);
-// a symbolic link is followed only while its target stays inside the
-// directory, and anything that is neither a regular file, a directory nor such
-// a link is refused. The same algorithm is implemented by the Go toolchain,
+// a symbolic link to a file is followed only while its target stays inside
+// the directory; a link to a directory, a link out, and anything that is
+// neither a regular file nor a directory (a FIFO, a socket, a device) is
+// refused. The same algorithm is implemented by the Go toolchain,
 // so a digest can be checked without trustgate.
 //
 // This package imports nothing heavy: the gateway links it.

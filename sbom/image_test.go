@@ -54,14 +54,7 @@ func writeImageStack(t *testing.T, dir, imageSource string) *stack.Stack {
 
 func imageBOM(t *testing.T, s *stack.Stack) *cdx.BOM {
 	t.Helper()
-	bom, err := sbom.Generate(context.Background(), s, sbom.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := sbom.Marshal(bom, sbom.DefaultSpecVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := generate(t, s, sbom.Options{}, sbom.DefaultSpecVersion)
 	if err := cycloneDXSchema(t, "1.6")(data); err != nil {
 		t.Fatalf("SBOM does not validate: %v", err)
 	}

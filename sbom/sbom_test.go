@@ -21,11 +21,7 @@ import (
 	"github.com/trustgate/trustgate/stack"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.CleanupExample()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 var (
 	exampleOnce sync.Once
@@ -51,6 +47,20 @@ func exampleSBOM(t *testing.T) (*stack.Stack, []byte) {
 		t.Fatal(exampleErr)
 	}
 	return s, exampleBOM
+}
+
+// generate inventories s and encodes it as the given CycloneDX version.
+func generate(t *testing.T, s *stack.Stack, opts sbom.Options, v cdx.SpecVersion) []byte {
+	t.Helper()
+	bom, err := sbom.Generate(context.Background(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := sbom.Marshal(bom, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func decode(t *testing.T, data []byte) *cdx.BOM {
@@ -89,21 +99,11 @@ func TestExampleSBOMIsValidCycloneDX16(t *testing.T) {
 
 func TestOtherSpecVersions(t *testing.T) {
 	s, _ := exampleSBOM(t)
-	bom, err := sbom.Generate(context.Background(), s, sbom.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data15, err := sbom.Marshal(bom, cdx.SpecVersion1_5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data15 := generate(t, s, sbom.Options{}, cdx.SpecVersion1_5)
 	if err := cycloneDXSchema(t, "1.5")(data15); err != nil {
 		t.Errorf("1.5 output does not validate: %v", err)
 	}
-	data17, err := sbom.Marshal(bom, cdx.SpecVersion1_7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data17 := generate(t, s, sbom.Options{}, cdx.SpecVersion1_7)
 	if v := decode(t, data17).SpecVersion; v != cdx.SpecVersion1_7 {
 		t.Errorf("specVersion = %s, want 1.7", v)
 	}
@@ -243,14 +243,7 @@ func TestFindsPackagesInsideComponents(t *testing.T) {
 
 func TestSameInputSameBytes(t *testing.T) {
 	s, first := exampleSBOM(t)
-	bom, err := sbom.Generate(context.Background(), s, sbom.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := sbom.Marshal(bom, sbom.DefaultSpecVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := generate(t, s, sbom.Options{}, sbom.DefaultSpecVersion)
 	if !bytes.Equal(first, second) {
 		t.Fatal("two runs on the same input gave different bytes")
 	}
@@ -269,14 +262,7 @@ func TestSameInputSameBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bom, err = sbom.Generate(context.Background(), moved, sbom.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	third, err := sbom.Marshal(bom, sbom.DefaultSpecVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	third := generate(t, moved, sbom.Options{}, sbom.DefaultSpecVersion)
 	if !bytes.Equal(first, third) {
 		t.Error("the same deployment in another folder gave different bytes")
 	}
@@ -284,14 +270,7 @@ func TestSameInputSameBytes(t *testing.T) {
 
 func TestSerialNumberFollowsContent(t *testing.T) {
 	s, first := exampleSBOM(t)
-	bom, err := sbom.Generate(context.Background(), s, sbom.Options{Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stamped, err := sbom.Marshal(bom, sbom.DefaultSpecVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stamped := generate(t, s, sbom.Options{Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, sbom.DefaultSpecVersion)
 	a, b := decode(t, first), decode(t, stamped)
 	if b.Metadata.Timestamp != "2026-01-02T03:04:05Z" {
 		t.Errorf("timestamp = %q", b.Metadata.Timestamp)

@@ -74,14 +74,17 @@ func Load(file string) (*Stack, error) {
 // Parse parses and checks manifest bytes. name labels errors; dir is the
 // folder paths resolve against.
 func Parse(name, dir string, data []byte) (*Stack, error) {
-	if len(data) > MaxManifestSize {
-		return nil, &FieldError{File: name, Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxManifestSize)}
+	doc, err := yamlx.Parse(name, data, MaxManifestSize)
+	if err != nil {
+		return nil, err
 	}
-	if err := scanSecrets(name, data); err != nil {
+	// Secrets first: a key pasted in the wrong place must be reported as
+	// such, whatever else is wrong with the document.
+	if err := scanSecrets(name, doc); err != nil {
 		return nil, err
 	}
 	var s Stack
-	ix, err := yamlx.Decode(name, data, MaxManifestSize, &s)
+	ix, err := doc.Decode(&s)
 	if err != nil {
 		return nil, err
 	}
@@ -100,20 +103,17 @@ func Parse(name, dir string, data []byte) (*Stack, error) {
 	return &s, nil
 }
 
-func scanSecrets(name string, data []byte) error {
+// scanSecrets looks at every value, key and comment of the document.
+func scanSecrets(name string, doc *yamlx.Document) error {
 	var found *FieldError
-	err := yamlx.Scalars(data, func(p string, line int, v string) {
-		if found != nil {
-			return
-		}
-		if label := looksLikeSecret(v); label != "" {
-			found = &FieldError{File: name, Line: line, Field: p, Err: fmt.Errorf(
+	doc.Texts(func(t yamlx.Text) bool {
+		if label := looksLikeSecret(t.Value); label != "" {
+			found = &FieldError{File: name, Line: t.Line, Field: t.Path, Err: fmt.Errorf(
 				"%w: this looks like %s; reference it with credential: {env: NAME} or {file: PATH}", ErrLiteralCredential, label)}
+			return false
 		}
+		return true
 	})
-	if err != nil {
-		return nil // not YAML: the strict decode reports it with its line
-	}
 	if found != nil {
 		return found
 	}
@@ -383,7 +383,7 @@ func (c *checker) name(at, n string, seen map[string]bool) error {
 		return c.fail(at+".name", ErrInvalid, "want lower-case letters, digits and '-', at most 63")
 	}
 	if seen[n] {
-		return c.fail(at+".name", ErrDuplicateName, "%q is used twice", n)
+		return c.fail(at+".name", ErrDuplicateName, "another entry has this name")
 	}
 	seen[n] = true
 	return nil
@@ -402,10 +402,10 @@ func (c *checker) path(at, p string, want fileKind) error {
 		return err
 	}
 	if want == wantDir && !isDir {
-		return c.fail(at, ErrMissingFile, "%q is not a directory", p)
+		return c.fail(at, ErrMissingFile, "not a directory")
 	}
 	if want == wantFile && isDir {
-		return c.fail(at, ErrMissingFile, "%q is a directory, want a file", p)
+		return c.fail(at, ErrMissingFile, "a directory, want a file")
 	}
 	return nil
 }
@@ -414,7 +414,7 @@ func (c *checker) path(at, p string, want fileKind) error {
 // directory inside the manifest's folder, and says which.
 func (c *checker) pathKind(at, p string) (isDir bool, err error) {
 	if !filepath.IsLocal(filepath.FromSlash(p)) {
-		return false, c.fail(at, ErrPathEscape, "%q: want a relative path that stays inside the manifest's folder", p)
+		return false, c.fail(at, ErrPathEscape, "want a relative path that stays inside the manifest's folder")
 	}
 	fi, err := c.root.Stat(p)
 	if err != nil {
@@ -422,17 +422,17 @@ func (c *checker) pathKind(at, p string) (isDir bool, err error) {
 			// A dangling link and a missing file look alike from inside the
 			// root; from outside, a link that resolves is an escape.
 			if _, outErr := os.Stat(filepath.Join(c.s.Source.Dir, p)); outErr == nil {
-				return false, c.fail(at, ErrPathEscape, "%q goes through a symbolic link that leads out", p)
+				return false, c.fail(at, ErrPathEscape, "goes through a symbolic link that leads out")
 			}
-			return false, c.fail(at, ErrMissingFile, "%q does not exist", p)
+			return false, c.fail(at, ErrMissingFile, "does not exist")
 		}
 		if _, lerr := os.Lstat(filepath.Join(c.s.Source.Dir, p)); lerr == nil {
-			return false, c.fail(at, ErrPathEscape, "%q goes through a symbolic link that leads out", p)
+			return false, c.fail(at, ErrPathEscape, "goes through a symbolic link that leads out")
 		}
-		return false, c.fail(at, ErrMissingFile, "%q: %s", p, err)
+		return false, c.fail(at, ErrMissingFile, "cannot be read")
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return false, c.fail(at, ErrMissingFile, "%q is neither a regular file nor a directory", p)
+		return false, c.fail(at, ErrMissingFile, "neither a regular file nor a directory")
 	}
 	return fi.IsDir(), nil
 }

@@ -57,13 +57,10 @@ func TestBadManifests(t *testing.T) {
 	}
 }
 
-// TestErrorsNeverQuoteSecrets: the message for a literal credential names
-// what it looks like, never the value.
+// TestErrorsNeverQuoteSecrets: no error for a bad manifest repeats a
+// secret written in it, whatever the error is about.
 func TestErrorsNeverQuoteSecrets(t *testing.T) {
 	for _, c := range testutil.BadStacks(t) {
-		if c.Kind != "ErrLiteralCredential" {
-			continue
-		}
 		data, err := os.ReadFile(c.File)
 		if err != nil {
 			t.Fatal(err)
@@ -73,9 +70,38 @@ func TestErrorsNeverQuoteSecrets(t *testing.T) {
 			t.Fatalf("%s loaded", c.Name)
 		}
 		for _, secret := range []string{"sk-proj-4f7Hc2Qp9XvL3mZ8sT1wK6yB0nR5dJ", "sk-ant-api03-Zq8Xw2Lk5Pm9Rt3Vy7Bn1Cd4Fg6Hj0",
-			"9f8e7d6c5b4a39281706f5e4d3c2b1a0", "sk-4f7Hc2Qp9XvL3mZ8sT1wK6yB0nR5dJ", "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5", "hunter2"} {
+			"9f8e7d6c5b4a39281706f5e4d3c2b1a0", "sk-4f7Hc2Qp9XvL3mZ8sT1wK6yB0nR5dJ", "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5", "hunter2", "4f7Hc2Qp9XvL3mZ8sT1wK6yB0nR5dJ", "c2stcHJvai00ZjdIYzJRcDlYdkwzbVo4c1Qxd0s2eUIwblI1ZEo"} {
 			if strings.Contains(string(data), secret) && strings.Contains(err.Error(), secret) {
 				t.Errorf("%s: error quotes the secret: %v", c.Name, err)
+			}
+		}
+	}
+}
+
+func TestDeepNestingIsRefusedCheaply(t *testing.T) {
+	// A document nested thousands of levels deep must fail fast, not build
+	// a field path per level.
+	deep := strings.Repeat("{"+strings.Repeat("k", 100)+": ", 9000) + "x" + strings.Repeat("}", 9000)
+	_, err := stack.Parse("deep.yaml", t.TempDir(), []byte(deep))
+	if !errors.Is(err, stack.ErrSyntax) {
+		t.Fatalf("err = %v, want ErrSyntax", err)
+	}
+}
+
+func TestFieldPathsAreOneLine(t *testing.T) {
+	for name, doc := range map[string]string{
+		"multi-line key": "? |\n  line1\n  x.yaml:1: fine\n: 1\n",
+		"escape in key":  "\"\\e[31mRED\\e[0m\": 1\n",
+	} {
+		_, err := stack.Parse(name, t.TempDir(), []byte(doc))
+		if !errors.Is(err, stack.ErrUnknownField) {
+			t.Errorf("%s: err = %v, want ErrUnknownField", name, err)
+			continue
+		}
+		for _, r := range err.Error() {
+			if r < ' ' || r == 0x7f {
+				t.Errorf("%s: error has control character %q: %q", name, r, err)
+				break
 			}
 		}
 	}

@@ -81,11 +81,14 @@ func Example(t testing.TB) string {
 	return filepath.Join(exampleDir, "stack.yaml")
 }
 
-// CleanupExample removes the shared example; call it from TestMain.
-func CleanupExample() {
+// Main runs a package's tests and then removes the shared example; use it
+// as TestMain in packages that call Example.
+func Main(m *testing.M) {
+	code := m.Run()
 	if exampleDir != "" {
 		os.RemoveAll(exampleDir)
 	}
+	os.Exit(code)
 }
 
 // CopyDir copies the tree at src to dst, keeping file modes and symlinks.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -91,11 +92,19 @@ func (ix *Index) Errorf(path string, err error, format string, args ...any) *Fie
 	return &FieldError{File: ix.file, Line: ix.Line(path), Field: path, Err: err}
 }
 
-// Decode parses data, a single YAML document of at most maxSize bytes, into
-// v (a pointer to a struct) strictly, and returns where each field was.
+// MaxDepth bounds how deeply a document may nest. trustgate's documents
+// need a handful of levels; the bound keeps hostile nesting cheap.
+const MaxDepth = 32
+
+// Document is one parsed YAML document, ready to be scanned and decoded.
+type Document struct {
+	file string
+	root *yaml.Node // nil for an empty document
+}
+
+// Parse parses data, a single YAML document of at most maxSize bytes.
 // file names the document in errors.
-func Decode(file string, data []byte, maxSize int, v any) (*Index, error) {
-	ix := &Index{file: file, lines: map[string]int{}}
+func Parse(file string, data []byte, maxSize int) (*Document, error) {
 	if len(data) > maxSize {
 		return nil, &FieldError{File: file, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxSize)}
 	}
@@ -107,54 +116,112 @@ func Decode(file string, data []byte, maxSize int, v any) (*Index, error) {
 		}
 		return nil, &FieldError{File: file, Err: err}
 	}
+	if root != nil {
+		if n := tooDeep(root); n != nil {
+			return nil, &FieldError{File: file, Line: n.Line, Err: fmt.Errorf("%w: nested more than %d levels", ErrSyntax, MaxDepth)}
+		}
+	}
+	return &Document{file: file, root: root}, nil
+}
+
+// Decode decodes the document into v (a pointer to a struct) strictly, and
+// returns where each field was.
+func (d *Document) Decode(v any) (*Index, error) {
+	ix := &Index{file: d.file, lines: map[string]int{}}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
-		panic("yamlx.Decode: v must be a pointer to a struct")
+		panic("yamlx: Decode needs a pointer to a struct")
 	}
-	if root == nil { // empty document
+	if d.root == nil { // empty document
 		return ix, nil
 	}
 	w := walker{ix: ix}
-	if err := w.walk(root, rv.Elem().Type(), ""); err != nil {
+	if err := w.walk(d.root, rv.Elem().Type(), ""); err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		// The walk has checked every shape, so this is rare; yaml's own text
-		// may quote a value, so report only the line.
-		return nil, &FieldError{File: file, Line: syntaxLine(err), Err: fmt.Errorf("%w: value does not fit its field", ErrWrongType)}
+	// The walk has checked every key and shape, so decoding the same nodes
+	// with yaml.v3 cannot meet an unknown field; its own error text may
+	// quote a value, so only the line is kept from it.
+	if err := d.root.Decode(v); err != nil {
+		return nil, &FieldError{File: d.file, Line: syntaxLine(err), Err: fmt.Errorf("%w: value does not fit its field", ErrWrongType)}
 	}
 	return ix, nil
 }
 
-// Scalars calls fn for every scalar (keys and values) of a document, with the
-// field path it sits at. It is for scans such as "does anything here look
-// like a secret", run before the strict walk so that they win.
-func Scalars(data []byte, fn func(path string, line int, value string)) error {
-	root, err := parseOne(data)
-	if err != nil || root == nil {
-		return err
+// Decode is Parse then Document.Decode.
+func Decode(file string, data []byte, maxSize int, v any) (*Index, error) {
+	d, err := Parse(file, data, maxSize)
+	if err != nil {
+		return nil, err
 	}
-	var visit func(n *yaml.Node, path string)
-	visit = func(n *yaml.Node, path string) {
+	return d.Decode(v)
+}
+
+// Text is one piece of text in a document, for scans such as "does anything
+// here look like a secret", which run before the strict decode so that they
+// win. Path is where it sits; for a key or a comment it is the path of the
+// node that holds it, so that the text itself never becomes part of a path.
+type Text struct {
+	Path  string
+	Line  int
+	Value string
+}
+
+// Texts calls fn for every scalar, key and comment of the document, in
+// document order, until fn returns false.
+func (d *Document) Texts(fn func(Text) bool) {
+	if d.root == nil {
+		return
+	}
+	var visit func(n *yaml.Node, path string) bool
+	visit = func(n *yaml.Node, path string) bool {
+		for _, c := range []string{n.HeadComment, n.LineComment, n.FootComment, n.Tag, n.Anchor} {
+			if c != "" && !fn(Text{Path: path, Line: n.Line, Value: c}) {
+				return false
+			}
+		}
 		switch n.Kind {
-		case yaml.ScalarNode:
-			fn(path, n.Line, n.Value)
+		case yaml.ScalarNode, yaml.AliasNode:
+			return fn(Text{Path: path, Line: n.Line, Value: n.Value})
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k := n.Content[i]
-				p := join(path, k.Value)
-				fn(p, k.Line, k.Value)
-				visit(n.Content[i+1], p)
+				if !visit(k, path) {
+					return false
+				}
+				if !visit(n.Content[i+1], join(path, k.Value)) {
+					return false
+				}
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
-				visit(c, fmt.Sprintf("%s[%d]", path, i))
+				if !visit(c, fmt.Sprintf("%s[%d]", path, i)) {
+					return false
+				}
 			}
 		}
+		return true
 	}
-	visit(root, "")
+	visit(d.root, "")
+}
+
+// tooDeep returns the first node nested deeper than MaxDepth, or nil.
+func tooDeep(root *yaml.Node) *yaml.Node {
+	type item struct {
+		n     *yaml.Node
+		depth int
+	}
+	stack := []item{{root, 1}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if it.depth > MaxDepth {
+			return it.n
+		}
+		for _, c := range it.n.Content {
+			stack = append(stack, item{c, it.depth + 1})
+		}
+	}
 	return nil
 }
 
@@ -165,7 +232,7 @@ func parseOne(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, &syntaxError{line: syntaxLine(err), msg: stripYAMLPrefix(err)}
+		return nil, &syntaxError{line: syntaxLine(err), msg: yamlMessage(err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -177,6 +244,8 @@ func parseOne(data []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
+var quoted = regexp.MustCompile("'[^']*'|\"[^\"]*\"|`[^`]*`|%[0-9A-Fa-f]{2}|#[xX][0-9A-Fa-f]+")
+
 type walker struct{ ix *Index }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -185,6 +254,9 @@ var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 func (w walker) walk(n *yaml.Node, t reflect.Type, path string) error {
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
 		return w.ix.errAt(n, path, ErrAlias)
+	}
+	if n.Style&yaml.TaggedStyle != 0 {
+		return w.ix.errAt(n, path, fmt.Errorf("%w: explicit tags are not allowed", ErrWrongType))
 	}
 	if path != "" {
 		if _, seen := w.ix.lines[path]; !seen {
@@ -297,8 +369,8 @@ func (w walker) key(k *yaml.Node, path string, seen map[string]bool) error {
 	if k.Kind == yaml.AliasNode || k.Anchor != "" {
 		return w.ix.errAt(k, path, ErrAlias)
 	}
-	if k.Kind != yaml.ScalarNode {
-		return w.ix.errAt(k, path, fmt.Errorf("%w: keys must be strings", ErrWrongType))
+	if k.Kind != yaml.ScalarNode || k.Style&yaml.TaggedStyle != 0 {
+		return w.ix.errAt(k, path, fmt.Errorf("%w: keys must be plain strings", ErrWrongType))
 	}
 	if k.Value == "<<" && k.ShortTag() == "!!merge" {
 		return w.ix.errAt(k, path, fmt.Errorf("%w: merge keys", ErrAlias))
@@ -344,11 +416,32 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// join appends a key to a field path. A key that is not a short plain
+// word is written quoted and cut short, so that a path is always one line of
+// printable text whatever the document holds.
 func join(path, key string) string {
+	if !plainKey(key) {
+		if len(key) > 32 {
+			key = key[:32] + "..."
+		}
+		return path + "[" + strconv.QuoteToASCII(key) + "]"
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+func plainKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, c := range k {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // syntaxError is a YAML syntax error with its line taken out of the text.
@@ -360,9 +453,14 @@ type syntaxError struct {
 func (e *syntaxError) Error() string { return ErrSyntax.Error() + ": " + e.msg }
 func (e *syntaxError) Unwrap() error { return ErrSyntax }
 
-// stripYAMLPrefix drops yaml.v3's "yaml: " and "line N: " prefixes.
-func stripYAMLPrefix(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
+// yamlMessage is yaml.v3's error text without its "yaml: " and "line N: "
+// prefixes, and with anything it quotes from the document (an anchor name,
+// a character) replaced by "...", since the document may hold a secret.
+func yamlMessage(err error) string {
+	s := quoted.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "...")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
 	if rest, ok := strings.CutPrefix(s, "line "); ok {
 		if i := strings.Index(rest, ": "); i > 0 {
 			if _, err := strconv.Atoi(rest[:i]); err == nil {
