@@ -47,7 +47,7 @@ func NewRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(NewSBOMCmd(), NewDemoCmd())
+	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewDemoCmd())
 	return root
 }
 

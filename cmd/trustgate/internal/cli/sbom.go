@@ -7,9 +7,12 @@ import (
 	"strconv"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
 )
@@ -20,6 +23,9 @@ type sbomFlags struct {
 	specVersion string
 	timestamp   string
 	quiet       bool
+	attest      bool
+	bundle      string
+	sign        signFlags
 }
 
 // NewSBOMCmd builds "trustgate sbom".
@@ -43,6 +49,9 @@ when --timestamp or SOURCE_DATE_EPOCH gives one.`,
 	fl.StringVar(&f.specVersion, "spec-version", "1.6", "CycloneDX version: 1.5, 1.6 or 1.7")
 	fl.StringVar(&f.timestamp, "timestamp", "", "BOM timestamp (RFC 3339); default SOURCE_DATE_EPOCH, else none")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on standard error")
+	fl.BoolVar(&f.attest, "attest", false, "also sign the SBOM as an in-toto attestation about the manifest and every component (needs --key or --keyless)")
+	fl.StringVar(&f.bundle, "bundle", "", "with --attest: file to write the bundle to (default: the -o file + .bundle.json)")
+	f.sign.register(fl)
 	_ = cmd.MarkFlagRequired("stack")
 	return cmd
 }
@@ -51,6 +60,20 @@ func runSBOM(cmd *cobra.Command, f sbomFlags) error {
 	spec, ok := sbom.SpecVersions[f.specVersion]
 	if !ok {
 		return fmt.Errorf("--spec-version %q: want 1.5, 1.6 or 1.7", f.specVersion)
+	}
+	bundlePath := f.bundle
+	if f.attest {
+		if err := f.sign.check(); err != nil {
+			return fmt.Errorf("--attest: %w", err)
+		}
+		if bundlePath == "" {
+			if f.output == "-" {
+				return fmt.Errorf("--attest with the SBOM on standard output needs --bundle FILE")
+			}
+			bundlePath = f.output + ".bundle.json"
+		}
+	} else if f.bundle != "" || f.sign.key != "" || f.sign.keyless {
+		return fmt.Errorf("--bundle, --key and --keyless need --attest")
 	}
 	ts, err := timestamp(f.timestamp)
 	if err != nil {
@@ -72,11 +95,39 @@ func runSBOM(cmd *cobra.Command, f sbomFlags) error {
 	if err != nil {
 		return err
 	}
+	// Sign before writing anything, so that a failed signing leaves no SBOM
+	// that looks attested.
+	var signed *bundle.Bundle
+	if f.attest {
+		if signed, err = attestSBOM(cmd, &f.sign, bom, data); err != nil {
+			return err
+		}
+	}
 	if f.output == "-" {
-		_, err = cmd.OutOrStdout().Write(data)
+		if _, err := cmd.OutOrStdout().Write(data); err != nil {
+			return err
+		}
+	} else if err := writeFileAtomic(f.output, data, 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(f.output, data, 0o644)
+	if signed != nil {
+		return deliver(cmd, signed, bundlePath, false, nil)
+	}
+	return nil
+}
+
+// attestSBOM signs the SBOM bytes as a CycloneDX predicate about the
+// manifest and every component the BOM lists.
+func attestSBOM(cmd *cobra.Command, sf *signFlags, bom *cdx.BOM, data []byte) (*bundle.Bundle, error) {
+	subjects, err := sbom.Subjects(bom)
+	if err != nil {
+		return nil, err
+	}
+	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	if err != nil {
+		return nil, err
+	}
+	return sf.sign(cmd, st)
 }
 
 // timestamp reads --timestamp, else SOURCE_DATE_EPOCH, else none.

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustgate/trustgate/attest"
+)
+
+// NewAttestationsCmd builds "trustgate attestations".
+func NewAttestationsCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "attestations IMAGE [--output text|json]",
+		Short: "List the attestations stored beside an image (unverified)",
+		Long: `List the Sigstore bundles stored beside an image in its registry: OCI 1.1
+referrers first, then layers of the cosign tag sha256-<hex>.att. For each, the
+predicate type, who the bundle says signed it, and its digest.
+
+Nothing is verified here: the signer column is a claim. Use trustgate verify
+to check the attestations.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			ctx := cmd.Context()
+			img, _, err := attest.ImageSubject(ctx, args[0], attest.Registry{})
+			if err != nil {
+				return err
+			}
+			as, err := attest.Attachments(ctx, img, attest.Registry{})
+			if err != nil {
+				return err
+			}
+			attest.SortAttachments(as)
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				type entry struct {
+					Source        string `json:"source"`
+					PredicateType string `json:"predicateType"`
+					Signer        string `json:"signer"`
+					Digest        string `json:"digest"`
+				}
+				list := []entry{}
+				for _, a := range as {
+					list = append(list, entry{a.Source, a.PredicateType, a.Signer, a.Digest})
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"image": img.String(), "verified": false, "attestations": list})
+			}
+			fmt.Fprintf(out, "%s: %d attestation(s), not verified\n", img, len(as))
+			if len(as) == 0 {
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SOURCE\tTYPE\tSIGNER\tDIGEST")
+			for _, a := range as {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Source, a.PredicateType, a.Signer, a.Digest)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}

@@ -1,0 +1,120 @@
+// Package testtools builds the peer programs that trustgate's interop and
+// end-to-end tests run (cosign and the Sigstore services) from the Go module
+// proxy, once, into a cache shared by every test run on the machine.
+package testtools
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Tool is one Go program built from the module proxy at a pinned version.
+type Tool struct {
+	// Name is the binary's name in the cache.
+	Name string
+	// Package is the main package's import path; Version its module version.
+	Package, Version string
+}
+
+// The peers the tests run. Versions are pinned: a test is only repeatable
+// against the same peer.
+var (
+	Cosign = Tool{"cosign", "github.com/sigstore/cosign/v2/cmd/cosign", "v2.6.5"}
+	Fulcio = Tool{"fulcio", "github.com/sigstore/fulcio", "v1.8.8"}
+	Rekor  = Tool{"rekor-server", "github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix", "v2.3.0"}
+	TSA    = Tool{"timestamp-server", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server", "v2.1.3"}
+)
+
+// All lists every tool, for the CI script that builds them ahead of the tests.
+var All = []Tool{Cosign, Fulcio, Rekor, TSA}
+
+// Dir is where built tools are cached: $TRUSTGATE_TOOLS_DIR, or
+// trustgate/tools under the user's cache directory.
+func Dir() (string, error) {
+	if d := os.Getenv("TRUSTGATE_TOOLS_DIR"); d != "" {
+		return d, nil
+	}
+	c, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(c, "trustgate", "tools"), nil
+}
+
+// Path is where tool's binary lives in the cache, built or not.
+func (tool Tool) Path() (string, error) {
+	d, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, tool.Name+"@"+tool.Version), nil
+}
+
+var buildMu sync.Mutex
+
+// Build returns the path of tool's binary, building it first with `go
+// install` if the cache does not have it. Concurrent builds of one tool from
+// several test processes are safe: each installs into its own folder and
+// renames the result into place.
+func Build(ctx context.Context, tool Tool) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	dst, err := tool.Path()
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
+		return dst, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	gobin, err := os.MkdirTemp(filepath.Dir(dst), ".build-"+tool.Name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(gobin)
+	cmd := exec.CommandContext(ctx, "go", "install", tool.Package+"@"+tool.Version)
+	// Outside any module, so the project's go.mod plays no part; the
+	// tool's own go.mod decides its dependencies.
+	cmd.Dir = gobin
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building %s@%s: %w\n%s", tool.Package, tool.Version, err, tail(out, 4000))
+	}
+	built := filepath.Join(gobin, filepath.Base(tool.Package))
+	if err := os.Rename(built, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// Need returns tool's path for a test, building it if needed. When the build
+// fails the test fails, unless TRUSTGATE_SKIP_PEERS=1 asks to skip tests
+// that need peers (for a quick run on a machine without the module proxy).
+func Need(t testing.TB, tool Tool) string {
+	t.Helper()
+	if os.Getenv("TRUSTGATE_SKIP_PEERS") == "1" {
+		t.Skipf("TRUSTGATE_SKIP_PEERS=1: not running %s", tool.Name)
+	}
+	p, err := Build(context.Background(), tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tail(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
+}

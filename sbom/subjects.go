@@ -1,0 +1,70 @@
+package sbom
+
+import (
+	"fmt"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+)
+
+// Subjects lists what an attestation of bom is about: the stack manifest
+// (metadata.component) and every top-level component (gateway, plugins,
+// agents, models, images), each by the digest trustgate recorded for it.
+// A subject is named by its path relative to the manifest, or by its
+// bom-ref when it has no path (an image pulled from a registry).
+func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
+	if bom == nil || bom.Metadata == nil || bom.Metadata.Component == nil {
+		return nil, fmt.Errorf("sbom: BOM has no metadata component")
+	}
+	all := []cdx.Component{*bom.Metadata.Component}
+	if bom.Components != nil {
+		all = append(all, *bom.Components...)
+	}
+	seen := map[string]attest.Subject{}
+	var out []attest.Subject
+	for _, c := range all {
+		d := propValue(c.Properties, PropDigest)
+		if d == "" {
+			continue
+		}
+		parsed, err := digest.Parse(d)
+		if err != nil {
+			return nil, fmt.Errorf("sbom: component %q: %w", c.BOMRef, err)
+		}
+		alg := "sha256"
+		switch parsed.Algorithm() {
+		case digest.SHA256:
+		case digest.H1:
+			alg = "dirHash"
+		default:
+			return nil, fmt.Errorf("sbom: component %q: digest %s cannot be a subject", c.BOMRef, parsed.Algorithm())
+		}
+		s := attest.Subject{Name: propValue(c.Properties, PropPath), Digest: map[string]string{alg: parsed.Hex()}}
+		if s.Name == "" {
+			s.Name = c.BOMRef
+		}
+		if prev, ok := seen[s.Name]; ok {
+			if prev.Digest[alg] != s.Digest[alg] {
+				return nil, fmt.Errorf("sbom: %q has two different digests", s.Name)
+			}
+			continue
+		}
+		seen[s.Name] = s
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func propValue(ps *[]cdx.Property, name string) string {
+	if ps == nil {
+		return ""
+	}
+	for _, p := range *ps {
+		if p.Name == name {
+			return p.Value
+		}
+	}
+	return ""
+}
