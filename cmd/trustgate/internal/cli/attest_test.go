@@ -1,0 +1,298 @@
+package cli_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
+)
+
+// Secrets used by these tests. secretSweep fails a test if any of them, or
+// any line of a private key file, shows up in anything the CLI printed.
+const (
+	testPassword = "pw-Vq7#trustgate-test"
+	testToken    = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0cnVzdGdhdGUtdGVzdCJ9.dG9rZW4tc2lnbmF0dXJlLXNlY3JldA"
+)
+
+type transcript struct {
+	t   *testing.T
+	out strings.Builder
+}
+
+// run runs the CLI and keeps everything it printed for the sweep.
+func (tr *transcript) run(args ...string) (int, string, string) {
+	tr.t.Helper()
+	code, stdout, stderr := run(tr.t, args...)
+	tr.out.WriteString(stdout)
+	tr.out.WriteString(stderr)
+	return code, stdout, stderr
+}
+
+// sweep fails if a secret appears in the transcript. keyFiles are private
+// key files whose body lines are secrets too.
+func (tr *transcript) sweep(keyFiles ...string) {
+	tr.t.Helper()
+	secrets := []string{testPassword, testToken, "dG9rZW4tc2lnbmF0dXJl"}
+	for _, f := range keyFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+				secrets = append(secrets, line)
+			}
+		}
+	}
+	all := tr.out.String()
+	for _, s := range secrets {
+		if strings.Contains(all, s) {
+			tr.t.Errorf("a secret appears in the CLI's output: %.12s...", s)
+		}
+	}
+}
+
+// keyPair makes an encrypted key pair with keygen in dir.
+func keyPair(tr *transcript, dir, keyType string) (key, pub string) {
+	tr.t.Helper()
+	tr.t.Setenv(cli.PasswordEnv, testPassword)
+	prefix := filepath.Join(dir, "signer-"+keyType)
+	code, _, stderr := tr.run("keygen", "--type", keyType, "--out", prefix)
+	if code != 0 {
+		tr.t.Fatalf("keygen: exit %d: %s", code, stderr)
+	}
+	return prefix + ".key", prefix + ".pub"
+}
+
+func writeFile(t *testing.T, path, body string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const cdxPredicate = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[]}`
+
+func TestKeygen(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, pub := keyPair(tr, dir, "ecdsa-p256")
+	fi, err := os.Stat(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode %v, want 0600", fi.Mode().Perm())
+	}
+	for path, want := range map[string]string{key: attest.EncryptedKeyPEM, pub: attest.PublicKeyPEM} {
+		data, _ := os.ReadFile(path)
+		if b, _ := pem.Decode(data); b == nil || b.Type != want {
+			t.Errorf("%s: want a %s PEM block", path, want)
+		}
+	}
+	// Never overwrites.
+	before, _ := os.ReadFile(key)
+	code, _, stderr := tr.run("keygen", "--out", strings.TrimSuffix(key, ".key"))
+	if code != cli.ExitUsage || !strings.Contains(stderr, "exists") {
+		t.Errorf("second keygen: exit %d, %q", code, stderr)
+	}
+	if after, _ := os.ReadFile(key); string(after) != string(before) {
+		t.Error("keygen overwrote an existing key")
+	}
+	// An empty password is refused; --no-password is the explicit way.
+	t.Setenv(cli.PasswordEnv, "")
+	if code, _, stderr := tr.run("keygen", "--out", filepath.Join(dir, "empty")); code != cli.ExitUsage || !strings.Contains(stderr, "--no-password") {
+		t.Errorf("empty password: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = tr.run("keygen", "--no-password", "--out", filepath.Join(dir, "plain"))
+	if code != 0 || !strings.Contains(stderr, "UNENCRYPTED") {
+		t.Errorf("--no-password: exit %d, %q", code, stderr)
+	}
+	// Without the variable and without a terminal there is no password.
+	os.Unsetenv(cli.PasswordEnv)
+	if code, _, stderr := tr.run("keygen", "--out", filepath.Join(dir, "noterm")); code != cli.ExitUsage || !strings.Contains(stderr, cli.PasswordEnv) {
+		t.Errorf("no password source: exit %d, %q", code, stderr)
+	}
+	if code, _, _ := tr.run("keygen", "--type", "rsa", "--out", filepath.Join(dir, "rsa")); code != cli.ExitUsage {
+		t.Errorf("rsa: exit %d", code)
+	}
+	tr.sweep(key)
+}
+
+func TestAttestWithKey(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, _ := keyPair(tr, dir, "ed25519")
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	art := writeFile(t, filepath.Join(dir, "plugin.bin"), "plugin bytes")
+	out := filepath.Join(dir, "plugin.bundle.json")
+	code, stdout, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art, "--key", key, "--bundle", out)
+	if code != 0 || stdout != "" {
+		t.Fatalf("attest: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := attest.ParseBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st attest.Statement
+	if err := json.Unmarshal(b.GetDsseEnvelope().GetPayload(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != attest.StatementType || st.PredicateType != attest.PredicateCycloneDX || len(st.Subject) != 1 ||
+		st.Subject[0].Name != "plugin.bin" || st.Subject[0].Digest["sha256"] != sha256hex("plugin bytes") {
+		t.Fatalf("statement: %+v", st)
+	}
+	// Without --bundle the bundle goes to standard output.
+	code, stdout, _ = tr.run("attest", "--predicate", pred, "--type", "https://example.com/custom/v1", "--subject", dir, "--key", key)
+	if code != 0 || !strings.Contains(stdout, attest.BundleMediaType) {
+		t.Fatalf("stdout bundle: exit %d, %.80q", code, stdout)
+	}
+	tr.sweep(key)
+}
+
+func TestAttestRejects(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, pub := keyPair(tr, dir, "ecdsa-p256")
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	art := writeFile(t, filepath.Join(dir, "a.txt"), "a")
+	notJSON := writeFile(t, filepath.Join(dir, "bad.json"), `{"api_key": "`+testPassword+`", oops}`)
+	corrupt := writeFile(t, filepath.Join(dir, "corrupt.key"), "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+	base := func(extra ...string) []string {
+		return append([]string{"attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art}, extra...)
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		password *string
+		want     string
+	}{
+		{"wrong password", base("--key", key), ptr("not-the-password-123"), "wrong password"},
+		{"public key as --key", base("--key", pub), nil, "this is a public key"},
+		{"corrupt key file", base("--key", corrupt), nil, "corrupt.key"},
+		{"missing key file", base("--key", filepath.Join(dir, "nope.key")), nil, "no such file"},
+		{"no key and not keyless", base(), nil, "--key KEY and --keyless"},
+		{"key and keyless", base("--key", key, "--keyless"), nil, "exactly one"},
+		{"missing subject", []string{"attest", "--predicate", pred, "--type", "cyclonedx", "--subject", filepath.Join(dir, "missing.bin"), "--key", key}, nil, "no such file or folder"},
+		{"bad type", []string{"attest", "--predicate", pred, "--type", "sbom", "--subject", art, "--key", key}, nil, "--type"},
+		{"predicate not JSON", []string{"attest", "--predicate", notJSON, "--type", "cyclonedx", "--subject", art, "--key", key}, nil, "not JSON"},
+		{"attach without image", base("--key", key, "--attach"), nil, "--attach needs"},
+		{"rekor v2 without TSA", base("--key", key, "--rekor-url", "https://log.example", "--rekor-version", "2"), nil, "timestamp authority"},
+		{"token with --key", base("--key", key, "--identity-token", testToken), nil, "for --keyless"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(cli.PasswordEnv, testPassword)
+			if c.password != nil {
+				t.Setenv(cli.PasswordEnv, *c.password)
+			}
+			code, stdout, stderr := tr.run(c.args...)
+			if code != cli.ExitUsage || stdout != "" || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2 and one line with %q", code, stdout, stderr, c.want)
+			}
+		})
+	}
+	tr.sweep(key)
+	if strings.Contains(tr.out.String(), "not-the-password-123") {
+		t.Error("the wrong password was printed")
+	}
+}
+
+// Keyless signing that the CA refuses must not print the token.
+func TestKeylessRefusedKeepsTokenSecret(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	art := writeFile(t, filepath.Join(dir, "a.txt"), "a")
+	echo := httptest.NewServer(echoHandler{})
+	defer echo.Close()
+	tokenFile := writeFile(t, filepath.Join(dir, "token"), testToken+"\n")
+	for _, tok := range []string{testToken, tokenFile} {
+		code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art, "--keyless",
+			"--identity-token", tok, "--fulcio-url", echo.URL, "--rekor-url", echo.URL)
+		if code != cli.ExitUsage || !strings.Contains(stderr, "signing") {
+			t.Fatalf("exit %d, %q", code, stderr)
+		}
+	}
+	t.Setenv("SIGSTORE_ID_TOKEN", "")
+	t.Setenv("ACTIONS_ID_TOKEN_REQUEST_URL", "")
+	code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art, "--keyless")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "identity token") {
+		t.Fatalf("no token: exit %d, %q", code, stderr)
+	}
+	tr.sweep()
+}
+
+func TestAttachAndListCLI(t *testing.T) {
+	for _, referrers := range []bool{true, false} {
+		t.Run(map[bool]string{true: "referrers", false: "tag scheme"}[referrers], func(t *testing.T) {
+			tr := &transcript{t: t}
+			dir := t.TempDir()
+			key, _ := keyPair(tr, dir, "ecdsa-p256")
+			pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+			srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
+			defer srv.Close()
+			ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
+			img, _ := random.Image(256, 1)
+			tag, _ := name.NewTag(ref)
+			if err := remote.Write(tag, img); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", ref, "--key", key, "--attach")
+			want := map[bool]string{true: "as referrer", false: "as tag"}[referrers]
+			if code != 0 || stdout != "" || !strings.Contains(stderr, want) {
+				t.Fatalf("attach: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			code, stdout, stderr = tr.run("attestations", ref)
+			if code != 0 || !strings.Contains(stdout, "1 attestation(s), not verified") || !strings.Contains(stdout, attest.PredicateCycloneDX) {
+				t.Fatalf("list: exit %d, %q %q", code, stdout, stderr)
+			}
+			code, stdout, _ = tr.run("attestations", "-o", "json", ref)
+			var listing struct {
+				Verified     bool
+				Attestations []struct{ Source, PredicateType, Signer, Digest string }
+			}
+			if code != 0 || json.Unmarshal([]byte(stdout), &listing) != nil || listing.Verified || len(listing.Attestations) != 1 ||
+				!strings.HasPrefix(listing.Attestations[0].Signer, "key ") {
+				t.Fatalf("json list: exit %d, %s", code, stdout)
+			}
+			tr.sweep(key)
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// echoHandler refuses every request and echoes its Authorization header,
+// as a careless server might.
+type echoHandler struct{}
+
+func (echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "refused: "+r.Header.Get("Authorization"), http.StatusUnauthorized)
+}
