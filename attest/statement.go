@@ -152,7 +152,7 @@ func (s Subject) validate() error {
 // checkSpec parses the statement with the in-toto project's protobuf types
 // and runs their validation.
 func (st *Statement) checkSpec() error {
-	raw, err := json.Marshal(st)
+	raw, err := st.Bytes()
 	if err != nil {
 		return err
 	}
@@ -166,9 +166,17 @@ func (st *Statement) checkSpec() error {
 	return nil
 }
 
-// Bytes is the statement's canonical JSON: the DSSE payload.
+// Bytes is the statement's JSON, the DSSE payload: compact, fields in
+// declaration order, and the predicate exactly as given (no HTML escaping,
+// which encoding/json would otherwise apply to it).
 func (st *Statement) Bytes() ([]byte, error) {
-	return json.Marshal(st)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(st); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // jsonErrorKind describes a JSON syntax error by position only, so an error

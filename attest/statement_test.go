@@ -41,6 +41,22 @@ func TestNewStatementShape(t *testing.T) {
 	}
 }
 
+// The predicate is signed as given: no HTML escaping of <, > and &.
+func TestPredicateKeptByteForByte(t *testing.T) {
+	pred := `{"description":"a <b> & c","n":1}`
+	st, err := NewStatement(PredicateCycloneDX, []byte(pred), Subject{Name: "f", Digest: map[string]string{"sha256": sha("f")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"predicate":`+pred+`}`) {
+		t.Fatalf("predicate changed: %s", raw)
+	}
+}
+
 func TestNewStatementRejects(t *testing.T) {
 	good := Subject{Name: "f", Digest: map[string]string{"sha256": sha("f")}}
 	cases := []struct {

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/testutil"
 )
@@ -146,7 +148,34 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sbom.cdx.json")); err != nil {
-		t.Errorf("demo kept no SBOM: %v", err)
+	sbomBytes, err := os.ReadFile(filepath.Join(dir, "sbom.cdx.json"))
+	if err != nil {
+		t.Fatalf("demo kept no SBOM: %v", err)
+	}
+	// The bundle signs exactly the SBOM written, about the manifest.
+	raw, err := os.ReadFile(filepath.Join(dir, "sbom.cdx.json.bundle.json"))
+	if err != nil {
+		t.Fatalf("demo kept no bundle: %v", err)
+	}
+	b, err := attest.ParseBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Subject   []attest.Subject
+		Predicate json.RawMessage
+	}
+	if err := json.Unmarshal(b.GetDsseEnvelope().GetPayload(), &st); err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, sbomBytes)
+	if !bytes.Equal(st.Predicate, compact.Bytes()) {
+		t.Error("the attested predicate is not the SBOM the demo wrote")
+	}
+	manifest, _ := os.ReadFile(filepath.Join(dir, "stack.yaml"))
+	if len(st.Subject) != 7 || st.Subject[len(st.Subject)-1].Name != "stack.yaml" ||
+		st.Subject[len(st.Subject)-1].Digest["sha256"] != sha256hex(string(manifest)) {
+		t.Errorf("subjects: %+v", st.Subject)
 	}
 }

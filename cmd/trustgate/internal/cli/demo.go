@@ -11,6 +11,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/spf13/cobra"
 
+	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
@@ -23,8 +24,9 @@ func NewDemoCmd() *cobra.Command {
 		Use:   "demo [--dir DIR]",
 		Short: "Run trustgate on the built-in example deployment",
 		Long: `Build the example AI gateway deployment (a gateway, a Go and a Python
-guardrail plugin, a compliance agent, a local model and the gateway's image)
-and inventory it as a CycloneDX SBOM.
+guardrail plugin, a compliance agent, a local model and the gateway's image),
+inventory it as a CycloneDX SBOM, and sign the SBOM with a throwaway key as an
+in-toto attestation in a Sigstore bundle.
 
 Run it from a trustgate checkout: it builds the example's Go programs from
 source. With --dir the example and its SBOM are kept there; otherwise they
@@ -82,6 +84,74 @@ func runDemo(cmd *cobra.Command, dir string) error {
 	}
 	fmt.Fprintf(out, "   wrote %s: CycloneDX %s, %d bytes, serial %s\n\n", sbomPath, sbom.DefaultSpecVersion, len(data), bom.SerialNumber)
 	printSummary(out, bom)
+
+	fmt.Fprintf(out, "\n3. Signing the SBOM as an in-toto attestation\n")
+	return demoAttest(cmd, dir, bom, data)
+}
+
+// emptyTrustedRoot is a Sigstore trusted root that trusts no CA, log or
+// timestamp authority: what cosign needs offline to check a key signature.
+const emptyTrustedRoot = `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}
+`
+
+// demoAttest makes a throwaway key and signs the SBOM about the manifest and
+// every component, as "trustgate sbom --attest --key" does.
+func demoAttest(cmd *cobra.Command, dir string, bom *cdx.BOM, data []byte) error {
+	out := cmd.OutOrStdout()
+	key, err := attest.GenerateKey(attest.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	priv, err := key.MarshalPrivate(nil)
+	if err != nil {
+		return err
+	}
+	pub, err := key.MarshalPublic()
+	if err != nil {
+		return err
+	}
+	keyPath, pubPath := filepath.Join(dir, "demo.key"), filepath.Join(dir, "demo.pub")
+	if err := writeFileAtomic(keyPath, priv, 0o600); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   made a throwaway ECDSA P-256 key: %s (unencrypted, for the demo only) and %s\n", keyPath, pubPath)
+	subjects, err := sbom.Subjects(bom)
+	if err != nil {
+		return err
+	}
+	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	if err != nil {
+		return err
+	}
+	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
+	if err != nil {
+		return err
+	}
+	raw, err := attest.MarshalBundle(b)
+	if err != nil {
+		return err
+	}
+	bundlePath := filepath.Join(dir, "sbom.cdx.json.bundle.json")
+	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   wrote %s: a Sigstore bundle (DSSE, in-toto Statement v1, predicate %s)\n", bundlePath, attest.PredicateCycloneDX)
+	fmt.Fprintf(out, "   signed by key %s, about %d subjects:\n", key.Hint(), len(st.Subject))
+	for _, s := range st.Subject {
+		for alg, v := range s.Digest {
+			fmt.Fprintf(out, "   - %s  %s:%s…\n", s.Name, alg, v[:12])
+		}
+	}
+	rootPath := filepath.Join(dir, "empty_trusted_root.json")
+	if err := writeFileAtomic(rootPath, []byte(emptyTrustedRoot), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n   Check it with cosign (an empty trusted root is enough for a key):\n")
+	fmt.Fprintf(out, "   cosign verify-blob-attestation --bundle %s --key %s --type cyclonedx \\\n", bundlePath, pubPath)
+	fmt.Fprintf(out, "     --trusted-root %s --insecure-ignore-tlog=true %s\n", rootPath, filepath.Join(dir, "stack.yaml"))
 	return nil
 }
 

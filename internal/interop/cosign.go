@@ -1,0 +1,163 @@
+package interop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/internal/testtools"
+)
+
+// EmptyTrustedRootJSON is the smallest trusted root that cosign (through
+// sigstore-go) accepts: the media type and no authorities at all. Given with
+// --trusted-root it keeps cosign from fetching the public-good root over TUF,
+// and with --key and --insecure-ignore-tlog=true nothing in it is needed.
+const EmptyTrustedRootJSON = `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}` + "\n"
+
+// peerTimeout bounds one run of a peer verifier.
+const peerTimeout = 2 * time.Minute
+
+// inCI reports whether the tests run in CI (CI=true there), where a missing
+// peer is a failure rather than a reason to skip.
+func inCI() bool { return os.Getenv("CI") != "" }
+
+// Cosign returns the path of the pinned cosign binary, building it into the
+// shared tool cache if needed. If the build fails the test fails in CI and is
+// skipped elsewhere (as it is when TRUSTGATE_SKIP_PEERS=1 outside CI).
+func Cosign(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("TRUSTGATE_SKIP_PEERS") == "1" && !inCI() {
+		t.Skip("TRUSTGATE_SKIP_PEERS=1: not running cosign")
+	}
+	p, err := testtools.Build(context.Background(), testtools.Cosign)
+	if err != nil {
+		if inCI() {
+			t.Fatalf("cosign is needed in CI: %v", err)
+		}
+		t.Skipf("cosign could not be built (set CI=true to make this a failure): %v", err)
+	}
+	return p
+}
+
+// EmptyTrustedRoot writes EmptyTrustedRootJSON to a file in a temporary
+// directory of the test and returns its path.
+func EmptyTrustedRoot(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(p, []byte(EmptyTrustedRootJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// cosignEnv is the whole environment cosign runs with: a HOME, XDG folders
+// and TUF_ROOT of its own in a temporary directory, so it neither reads nor
+// writes the user's configuration or Sigstore cache, no SIGSTORE_* or
+// COSIGN_* settings from the caller, and a proxy on a closed loopback port,
+// so that any attempt to reach the network fails at once instead of hanging.
+func cosignEnv(t testing.TB, extra ...string) []string {
+	t.Helper()
+	tmp := t.TempDir()
+	home := filepath.Join(tmp, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const deadProxy = "http://127.0.0.1:9"
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
+		"TMPDIR=" + tmp,
+		"TUF_ROOT=" + filepath.Join(tmp, "tuf"),
+		"SIGSTORE_NO_CACHE=true",
+		"HTTPS_PROXY=" + deadProxy, "https_proxy=" + deadProxy,
+		"HTTP_PROXY=" + deadProxy, "http_proxy=" + deadProxy,
+		"NO_PROXY=", "no_proxy=",
+	}
+	return append(env, extra...)
+}
+
+// runCosign runs cosign with args in dir and returns its combined output.
+// A cosign that cannot be started, or that runs past peerTimeout, fails the
+// test; a cosign that exits non-zero returns an error holding its output.
+func runCosign(t testing.TB, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	bin := Cosign(t)
+	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("cosign %s: timed out after %v\n%s", strings.Join(args, " "), peerTimeout, out)
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("running cosign: %v", err)
+	}
+	if err != nil {
+		return string(out), fmt.Errorf("cosign %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// CosignVerifyBlobAttestation runs, offline,
+//
+//	cosign verify-blob-attestation --bundle BUNDLE --key PUBKEY --type PREDICATETYPE \
+//	  --trusted-root EMPTY_ROOT --insecure-ignore-tlog=true FILE
+//
+// which checks the bundle's DSSE signature with pubKey, that the in-toto
+// statement's subject is file's sha256 and that its predicate type is
+// predicateType (cosign's --type: a short name such as "cyclonedx" or a URI).
+// It returns nil when cosign accepts, and an error holding cosign's output
+// when it rejects.
+func CosignVerifyBlobAttestation(t testing.TB, bundle, pubKey, predicateType, file string) error {
+	t.Helper()
+	root := EmptyTrustedRoot(t)
+	_, err := runCosign(t, "", cosignEnv(t),
+		"verify-blob-attestation",
+		"--bundle", bundle,
+		"--key", pubKey,
+		"--type", predicateType,
+		"--trusted-root", root,
+		"--insecure-ignore-tlog=true",
+		file)
+	return err
+}
+
+// CosignGenerateKeyPair runs `cosign generate-key-pair` in dir with
+// COSIGN_PASSWORD=password and returns the paths of the encrypted private
+// key (dir/cosign.key) and of the public key (dir/cosign.pub). It fails the
+// test if either file already exists, since cosign would then ask on a
+// terminal whether to overwrite it.
+func CosignGenerateKeyPair(t testing.TB, dir, password string) (keyPath, pubPath string) {
+	t.Helper()
+	keyPath = filepath.Join(dir, "cosign.key")
+	pubPath = filepath.Join(dir, "cosign.pub")
+	for _, p := range []string{keyPath, pubPath} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("CosignGenerateKeyPair: %s already exists", p)
+		}
+	}
+	out, err := runCosign(t, dir, cosignEnv(t, "COSIGN_PASSWORD="+password),
+		"generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{keyPath, pubPath} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("cosign generate-key-pair did not write %s: %v\n%s", p, err, out)
+		}
+	}
+	return keyPath, pubPath
+}
