@@ -31,8 +31,9 @@ const (
 )
 
 type transcript struct {
-	t   *testing.T
-	out strings.Builder
+	t       *testing.T
+	out     strings.Builder
+	secrets []string // more secrets for the sweep
 }
 
 // run runs the CLI and keeps everything it printed for the sweep.
@@ -48,7 +49,7 @@ func (tr *transcript) run(args ...string) (int, string, string) {
 // key files whose body lines are secrets too.
 func (tr *transcript) sweep(keyFiles ...string) {
 	tr.t.Helper()
-	secrets := []string{testPassword, testToken, "dG9rZW4tc2lnbmF0dXJl"}
+	secrets := append([]string{testPassword, testToken, "dG9rZW4tc2lnbmF0dXJl"}, tr.secrets...)
 	for _, f := range keyFiles {
 		data, err := os.ReadFile(f)
 		if err != nil {

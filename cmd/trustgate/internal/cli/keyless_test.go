@@ -1,0 +1,142 @@
+package cli_test
+
+import (
+	"encoding/hex"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/interop"
+	"github.com/trustgate/trustgate/internal/sigstoretest"
+)
+
+// verifyKeyless checks a keyless bundle with sigstore-go against the local
+// services' trusted root: certificate chain, Rekor v2 inclusion, an RFC 3161
+// timestamp, the signer's identity, and the subject's sha256.
+func verifyKeyless(t *testing.T, env *sigstoretest.Env, bundlePath, identity, artifactSHA256 string) error {
+	t.Helper()
+	raw, err := os.ReadFile(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := attest.ParseBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(env.TrustedRootJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := sgverify.NewVerifier(tr, sgverify.WithTransparencyLog(1), sgverify.WithSignedTimestamps(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, san := env.Identity(identity)
+	id, err := sgverify.NewShortCertificateIdentity(issuer, "", san, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := hex.DecodeString(artifactSHA256)
+	_, err = v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithCertificateIdentity(id)))
+	return err
+}
+
+// TestKeylessEndToEnd signs keyless with the CLI against real Fulcio, Rekor
+// v2 and timestamp authority processes on 127.0.0.1, configured by a
+// Sigstore signing config, and checks the bundle with sigstore-go and with
+// cosign.
+func TestKeylessEndToEnd(t *testing.T) {
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	const identity = "release-bot@trustgate.test"
+	token := env.Token(t, identity)
+	tokenFile := writeFile(t, filepath.Join(dir, "oidc-token"), token)
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	art := writeFile(t, filepath.Join(dir, "gateway.bin"), "gateway v1")
+	bundle := filepath.Join(dir, "gateway.bundle.json")
+
+	code, stdout, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art,
+		"--keyless", "--identity-token", tokenFile, "--signing-config", env.SigningConfigPath, "--bundle", bundle)
+	if code != 0 || stdout != "" {
+		t.Fatalf("keyless attest: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, identity) {
+		t.Errorf("stderr %q does not name the signer", stderr)
+	}
+	if err := verifyKeyless(t, env, bundle, identity, sha256hex("gateway v1")); err != nil {
+		t.Fatalf("keyless bundle does not verify: %v", err)
+	}
+	if err := verifyKeyless(t, env, bundle, "someone-else@trustgate.test", sha256hex("gateway v1")); err == nil {
+		t.Error("bundle verified for another identity")
+	}
+	if err := verifyKeyless(t, env, bundle, identity, sha256hex("gateway v2")); err == nil {
+		t.Error("bundle verified for another artifact")
+	}
+
+	// cosign checks the same bundle against the same trusted root. There is
+	// no CT log, and Rekor v2 gives no integrated time, hence the flags.
+	cosign := interop.Cosign(t)
+	issuer, san := env.Identity(identity)
+	verify := exec.Command(cosign, "verify-blob-attestation", "--bundle", bundle, "--new-bundle-format",
+		"--trusted-root", env.TrustedRootPath, "--use-signed-timestamps", "--insecure-ignore-sct",
+		"--certificate-identity", san, "--certificate-oidc-issuer", issuer, "--type", "cyclonedx", art)
+	verify.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "SIGSTORE_NO_CACHE=true"}
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("cosign refuses the keyless bundle: %v\n%s", err, out)
+	}
+
+	// A token the issuer did not sign is refused by Fulcio, and the
+	// refusal does not print it.
+	forged := env.ForgedToken(t, identity)
+	code, _, stderr = tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art,
+		"--keyless", "--identity-token", forged, "--signing-config", env.SigningConfigPath, "--bundle", bundle+".forged")
+	if code != 2 || !strings.Contains(stderr, "signing") {
+		t.Errorf("forged token: exit %d, %q", code, stderr)
+	}
+	tr.secrets = append(tr.secrets, token, forged)
+	tr.sweep()
+}
+
+// Keyless with --attach: the listing shows who signed it.
+func TestKeylessAttach(t *testing.T) {
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/guardrail:2.0"
+	img, _ := random.Image(256, 1)
+	tag, _ := name.NewTag(ref)
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	token := env.Token(t, sigstoretest.DefaultIdentity)
+	t.Setenv("SIGSTORE_ID_TOKEN", token)
+	pred := writeFile(t, filepath.Join(dir, "prov.json"), `{"buildDefinition":{"buildType":"https://trustgate.dev/test"},"runDetails":{"builder":{"id":"https://trustgate.dev/ci"}}}`)
+	code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "slsaprovenance", "--subject", ref,
+		"--keyless", "--signing-config", env.SigningConfigPath, "--attach")
+	if code != 0 || !strings.Contains(stderr, "as referrer") {
+		t.Fatalf("keyless attach: exit %d, %q", code, stderr)
+	}
+	code, stdout, _ := tr.run("attestations", ref)
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	if code != 0 || !strings.Contains(stdout, attest.PredicateSLSAProvenance) || !strings.Contains(stdout, san+" (issuer "+issuer+")") {
+		t.Fatalf("listing: exit %d\n%s", code, stdout)
+	}
+	tr.secrets = append(tr.secrets, token)
+	tr.sweep()
+}
