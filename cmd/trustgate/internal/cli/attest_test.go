@@ -13,11 +13,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
@@ -296,4 +300,20 @@ type echoHandler struct{}
 
 func (echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "refused: "+r.Header.Get("Authorization"), http.StatusUnauthorized)
+}
+
+// publicKeyMaterial trusts one PEM public key, under any hint.
+func publicKeyMaterial(t *testing.T, pubPEM []byte) root.TrustedMaterial {
+	t.Helper()
+	pk, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.LoadDefaultVerifier(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
+	})
 }

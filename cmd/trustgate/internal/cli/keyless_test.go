@@ -140,3 +140,52 @@ func TestKeylessAttach(t *testing.T) {
 	tr.secrets = append(tr.secrets, token)
 	tr.sweep()
 }
+
+// TestKeyWithLogAndTimestamp: a key signature entered in Rekor v2 and
+// timestamped by the TSA, both real processes; sigstore-go verifies the
+// entry and the timestamp against the services' trusted root.
+func TestKeyWithLogAndTimestamp(t *testing.T) {
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, pub := keyPair(tr, dir, "ecdsa-p256")
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	art := writeFile(t, filepath.Join(dir, "agent.bin"), "agent v1")
+	bundle := filepath.Join(dir, "agent.bundle.json")
+	code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", art, "--key", key,
+		"--rekor-url", env.RekorURL, "--rekor-version", "2", "--tsa-url", env.TSAURL, "--bundle", bundle)
+	if code != 0 {
+		t.Fatalf("attest: %s", stderr)
+	}
+	raw, _ := os.ReadFile(bundle)
+	b, err := attest.ParseBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.GetVerificationMaterial().GetTlogEntries()); n != 1 {
+		t.Fatalf("%d log entries, want 1", n)
+	}
+	if n := len(b.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()); n != 1 {
+		t.Fatalf("%d timestamps, want 1", n)
+	}
+	trusted, err := root.NewTrustedRootFromJSON(env.TrustedRootJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, _ := os.ReadFile(pub)
+	keyMaterial := publicKeyMaterial(t, pubPEM)
+	v, err := sgverify.NewVerifier(root.TrustedMaterialCollection{trusted, keyMaterial},
+		sgverify.WithTransparencyLog(1), sgverify.WithSignedTimestamps(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := hex.DecodeString(sha256hex("agent v1"))
+	if _, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", d), sgverify.WithKey())); err != nil {
+		t.Fatalf("log entry and timestamp do not verify: %v", err)
+	}
+	// cosign too, by key, with the log entry checked.
+	if err := interop.CosignVerifyBlobAttestation(t, bundle, pub, "cyclonedx", art); err != nil {
+		t.Errorf("cosign: %v", err)
+	}
+	tr.sweep(key)
+}
