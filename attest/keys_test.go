@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"strings"
@@ -67,10 +69,16 @@ func TestKeyRejects(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p384DER, _ := x509.MarshalPKCS8PrivateKey(p384)
 	block, _ := pem.Decode(enc)
-	flipped := append([]byte(nil), block.Bytes...)
-	// The encrypted body is JSON; flip a byte inside the base64 ciphertext.
-	i := bytes.Index(flipped, []byte(`"ciphertext":"`)) + len(`"ciphertext":"`) + 10
-	flipped[i] ^= 0x01
+	// The encrypted body is JSON holding the base64 ciphertext; flip one bit
+	// of the ciphertext itself.
+	var envelope map[string]any
+	if err := json.Unmarshal(block.Bytes, &envelope); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := base64.StdEncoding.DecodeString(envelope["ciphertext"].(string))
+	ct[len(ct)/2] ^= 0x01
+	envelope["ciphertext"] = base64.StdEncoding.EncodeToString(ct)
+	flipped, _ := json.Marshal(envelope)
 	truncated := enc[:len(enc)/2]
 
 	cases := []struct {

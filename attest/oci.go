@@ -3,15 +3,13 @@ package attest
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,11 +21,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // OCI errors.
@@ -98,18 +94,21 @@ func ImageSubject(ctx context.Context, ref string, reg Registry) (name.Digest, S
 	if err != nil {
 		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: %v", ErrImage, truncate(ref), err)
 	}
-	desc, err := remote.Head(r, reg.options(ctx)...)
+	// Get, not Head: the digest is computed from the manifest bytes the
+	// registry serves, not taken from a header a proxy could rewrite.
+	desc, err := remote.Get(r, reg.options(ctx)...)
 	if err != nil {
 		return name.Digest{}, Subject{}, fmt.Errorf("%w: resolving %q: %w", ErrImage, ref, err)
 	}
-	if d, ok := r.(name.Digest); ok && d.DigestStr() != desc.Digest.String() {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: registry serves %s for that digest", ErrImage, ref, desc.Digest)
+	sum, _, err := v1.SHA256(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return name.Digest{}, Subject{}, err
 	}
-	if desc.Digest.Algorithm != "sha256" {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: manifest digest %s is not sha256", ErrImage, ref, desc.Digest)
+	if d, ok := r.(name.Digest); ok && d.DigestStr() != sum.String() {
+		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: registry serves a manifest with digest %s", ErrImage, ref, sum)
 	}
-	d := r.Context().Digest(desc.Digest.String())
-	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": desc.Digest.Hex}}, nil
+	d := r.Context().Digest(sum.String())
+	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": sum.Hex}}, nil
 }
 
 // Attachment is one attestation stored beside an image. Nothing in it is
@@ -137,14 +136,45 @@ func Attach(ctx context.Context, img name.Digest, b *bundle.Bundle, reg Registry
 	if err != nil {
 		return Attachment{}, err
 	}
-	ok, err := hasReferrersAPI(ctx, img, reg)
+	_, err = referrers(ctx, img, reg)
+	switch {
+	case errors.Is(err, errNoReferrersAPI):
+		return attachTag(img, info, opts)
+	case err != nil:
+		return Attachment{}, err
+	}
+	a, err := attachReferrer(img, subject, info, opts)
 	if err != nil {
 		return Attachment{}, err
 	}
-	if ok {
-		return attachReferrer(img, subject, info, opts)
+	return a, confirmReferrer(ctx, img, a.Digest, reg)
+}
+
+// confirmReferrer checks that the registry lists the referrer it accepted:
+// some registries take a manifest with a subject and never index it, and an
+// attestation nobody can find is worse than an error.
+func confirmReferrer(ctx context.Context, img name.Digest, digest string, reg Registry) error {
+	delay := 100 * time.Millisecond
+	for try := 0; ; try++ {
+		descs, err := referrers(ctx, img, reg)
+		if err != nil {
+			return fmt.Errorf("%w: confirming the referrer: %w", ErrRegistry, err)
+		}
+		for _, d := range descs {
+			if d.Digest.String() == digest {
+				return nil
+			}
+		}
+		if try == 5 {
+			return fmt.Errorf("%w: registry accepted referrer %s but does not list it among %s's referrers", ErrRegistry, digest, img)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
 	}
-	return attachTag(img, info, opts)
 }
 
 // bundleInfo is what Attach and the listing need to know about a bundle.
@@ -156,26 +186,20 @@ type bundleInfo struct {
 }
 
 func describe(b *bundle.Bundle) (bundleInfo, error) {
-	raw, err := protojson.Marshal(b.Bundle)
+	raw, err := compactProto(b.Bundle)
 	if err != nil {
 		return bundleInfo{}, err
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		return bundleInfo{}, err
-	}
-	info := bundleInfo{raw: compact.Bytes(), bundle: b}
+	info := bundleInfo{raw: raw, bundle: b}
 	env := b.GetDsseEnvelope()
 	if env == nil {
 		return bundleInfo{}, fmt.Errorf("%w: bundle holds no DSSE envelope", ErrAttachment)
 	}
-	var st struct {
-		PredicateType string `json:"predicateType"`
+	predType, err := statementPredicateType(env)
+	if err != nil {
+		return bundleInfo{}, fmt.Errorf("%w: %w", ErrAttachment, err)
 	}
-	if env.GetPayloadType() != PayloadType || json.Unmarshal(env.GetPayload(), &st) != nil || st.PredicateType == "" {
-		return bundleInfo{}, fmt.Errorf("%w: envelope does not hold an in-toto statement", ErrAttachment)
-	}
-	info.predicateType = st.PredicateType
+	info.predicateType = predType
 	info.signer = Signer(b)
 	return info, nil
 }
@@ -189,56 +213,12 @@ func Signer(b *bundle.Bundle) string {
 		return "unknown"
 	}
 	if c := vc.Certificate(); c != nil {
-		s, err := certificate.SummarizeCertificate(c)
-		if err != nil {
-			return "certificate without a Sigstore identity"
-		}
-		return fmt.Sprintf("%s (issuer %s)", s.SubjectAlternativeName, s.Issuer)
+		return certSigner(c)
 	}
 	if pk := vc.PublicKey(); pk != nil {
 		return "key " + pk.Hint()
 	}
 	return "unknown"
-}
-
-// hasReferrersAPI asks the registry's referrers endpoint for img: 200 means
-// the API is there; 404 (or 400/406 from older registries) means it is not.
-func hasReferrersAPI(ctx context.Context, img name.Digest, reg Registry) (bool, error) {
-	kc := reg.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	auth, err := kc.Resolve(img.Context())
-	if err != nil {
-		return false, fmt.Errorf("%w: credentials for %s: %w", ErrRegistry, img.Context(), err)
-	}
-	base := reg.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	rt, err := transport.NewWithContext(ctx, img.Context().Registry, auth, base, []string{img.Context().Scope(transport.PullScope)})
-	if err != nil {
-		return false, fmt.Errorf("%w: %s: %w", ErrRegistry, img.Context().Registry, err)
-	}
-	u := fmt.Sprintf("%s://%s/v2/%s/referrers/%s", img.Context().Registry.Scheme(), img.Context().RegistryStr(), img.Context().RepositoryStr(), img.DigestStr())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Accept", string(types.OCIImageIndex))
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrRegistry, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxManifestSize))
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable, http.StatusMethodNotAllowed:
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: referrers API for %s answered %s", ErrRegistry, img, resp.Status)
 }
 
 // rawManifest is a manifest pushed as the exact bytes built here.
@@ -315,19 +295,15 @@ func attachTag(img name.Digest, info bundleInfo, opts []remote.Option) (Attachme
 	if err != nil {
 		return Attachment{}, err
 	}
-	envelope, err := protojson.Marshal(info.bundle.GetDsseEnvelope())
+	env, err := compactProto(info.bundle.GetDsseEnvelope())
 	if err != nil {
 		return Attachment{}, err
 	}
-	var env bytes.Buffer
-	if err := json.Compact(&env, envelope); err != nil {
-		return Attachment{}, err
-	}
-	vm, err := protojson.Marshal(info.bundle.GetVerificationMaterial())
+	vm, err := compactProto(info.bundle.GetVerificationMaterial())
 	if err != nil {
 		return Attachment{}, err
 	}
-	layer := static.NewLayer(env.Bytes(), dsseMediaType)
+	layer := static.NewLayer(env, dsseMediaType)
 	ld, err := layer.Digest()
 	if err != nil {
 		return Attachment{}, err
@@ -363,99 +339,17 @@ func attachTag(img name.Digest, info bundleInfo, opts []remote.Option) (Attachme
 // existingTagImage returns the image at the cosign tag, or an empty OCI
 // image when the tag does not exist yet.
 func existingTagImage(tag name.Tag, opts []remote.Option) (v1.Image, error) {
-	img, err := remote.Image(tag, opts...)
-	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-		return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), nil
+	img, err := tagImage(tag, opts)
+	if err != nil || img != nil {
+		return img, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
-	}
-	return img, nil
+	return mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), nil
 }
 
-// Attachments lists the attestations stored beside img, referrers first,
-// then the cosign tag. An entry that cannot be read fails the listing with
-// ErrAttachment: a listing that skipped it would hide it.
-func Attachments(ctx context.Context, img name.Digest, reg Registry) ([]Attachment, error) {
-	opts := reg.options(ctx)
-	refs, err := referrerAttachments(img, opts)
-	if err != nil {
-		return nil, err
-	}
-	tags, err := tagAttachments(img, opts)
-	if err != nil {
-		return nil, err
-	}
-	return append(refs, tags...), nil
-}
-
-func referrerAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error) {
-	idx, err := remote.Referrers(img, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: referrers of %s: %w", ErrRegistry, img, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("%w: referrers of %s: %w", ErrRegistry, img, err)
-	}
-	if len(im.Manifests) > maxReferrers {
-		return nil, fmt.Errorf("%w: %s has more than %d referrers", ErrAttachment, img, maxReferrers)
-	}
-	var out []Attachment
-	for _, d := range im.Manifests {
-		// Some registries (go-containerregistry's own among them) report
-		// the config's media type instead of the manifest's artifactType;
-		// for those, the manifest itself says what it is.
-		switch d.ArtifactType {
-		case BundleMediaType, emptyConfigMediaType, "":
-		default:
-			continue
-		}
-		if len(out) >= MaxAttachments {
-			return nil, fmt.Errorf("%w: more than %d attestations on %s", ErrAttachment, MaxAttachments, img)
-		}
-		a, ok, err := readReferrer(img.Context().Digest(d.Digest.String()), opts)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-// readReferrer reads one referrer; ok is false when it is not a bundle.
-func readReferrer(ref name.Digest, opts []remote.Option) (a Attachment, ok bool, err error) {
-	m, err := remote.Image(ref, opts...)
-	if err != nil {
-		return a, false, fmt.Errorf("%w: %s: %w", ErrRegistry, ref, err)
-	}
-	mf, err := m.Manifest()
-	if err != nil {
-		return a, false, fmt.Errorf("%w: %s: %w", ErrAttachment, ref, err)
-	}
-	if mf.ArtifactType != BundleMediaType {
-		return a, false, nil
-	}
-	if len(mf.Layers) != 1 || mf.Layers[0].MediaType != BundleMediaType {
-		return a, false, fmt.Errorf("%w: %s: want one layer of type %s", ErrAttachment, ref, BundleMediaType)
-	}
-	raw, err := readBlob(m, mf.Layers[0])
-	if err != nil {
-		return a, false, fmt.Errorf("%w: %s: %w", ErrAttachment, ref, err)
-	}
-	info, err := parseBundle(raw)
-	if err != nil {
-		return a, false, fmt.Errorf("%w: %s: %w", ErrAttachment, ref, err)
-	}
-	return Attachment{Source: SourceReferrer, Digest: ref.DigestStr(), PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, true, nil
-}
-
-func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error) {
-	tag := CosignTag(img)
-	m, err := remote.Image(tag, opts...)
+// tagImage reads the image at tag, or nil if the tag does not exist. Its
+// manifest must be an image manifest of at most maxManifestSize bytes.
+func tagImage(tag name.Tag, opts []remote.Option) (v1.Image, error) {
+	desc, err := remote.Head(tag, opts...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 		return nil, nil
@@ -463,77 +357,27 @@ func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
 	}
-	mf, err := m.Manifest()
+	if desc.Size > maxManifestSize || !desc.MediaType.IsImage() {
+		return nil, fmt.Errorf("%w: %s is not an image manifest of at most %d bytes", ErrAttachment, tag, maxManifestSize)
+	}
+	img, err := remote.Image(tag.Context().Digest(desc.Digest.String()), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrAttachment, tag, err)
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
 	}
-	if len(mf.Layers) > MaxAttachments {
-		return nil, fmt.Errorf("%w: more than %d attestations in %s", ErrAttachment, MaxAttachments, tag)
-	}
-	var out []Attachment
-	for _, l := range mf.Layers {
-		if l.MediaType != dsseMediaType {
-			continue
-		}
-		env, err := readBlob(m, l)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
-		}
-		a, err := tagEntry(env, l.Annotations)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
-		}
-		a.Digest = l.Digest.String()
-		out = append(out, a)
-	}
-	return out, nil
+	return img, nil
 }
 
-// tagEntry rebuilds the bundle from a tag layer (the envelope) and its
-// verification material annotation. A layer written by cosign has no such
-// annotation: it is listed from the envelope and certificate alone, with
-// no bundle.
-func tagEntry(env []byte, ann map[string]string) (Attachment, error) {
-	vm, ok := ann[annVerificationMat]
-	if !ok {
-		var e struct {
-			PayloadType string `json:"payloadType"`
-		}
-		if err := json.Unmarshal(env, &e); err != nil || e.PayloadType != PayloadType {
-			return Attachment{}, errors.New("layer is not a DSSE envelope of an in-toto statement")
-		}
-		a := Attachment{Source: SourceTag, PredicateType: ann[annCosignPredicateType], Signer: "unknown (cosign entry without a bundle)"}
-		if p, _ := pem.Decode([]byte(ann[annCosignCertificate])); p != nil {
-			if c, err := x509.ParseCertificate(p.Bytes); err == nil {
-				if s, err := certificate.SummarizeCertificate(c); err == nil {
-					a.Signer = fmt.Sprintf("%s (issuer %s)", s.SubjectAlternativeName, s.Issuer)
-				}
-			}
-		}
-		return a, nil
-	}
-	var mat protobundle.VerificationMaterial
-	if err := protojson.Unmarshal([]byte(vm), &mat); err != nil {
-		return Attachment{}, errors.New("verification material annotation does not parse")
-	}
-	var envelope protodsse.Envelope
-	if err := protojson.Unmarshal(env, &envelope); err != nil {
-		return Attachment{}, errors.New("layer is not a DSSE envelope")
-	}
-	pb := protobundle.Bundle{
-		MediaType:            BundleMediaType,
-		VerificationMaterial: &mat,
-		Content:              &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &envelope},
-	}
-	b, err := bundle.NewBundle(&pb)
+// compactProto is protojson without its deliberately unstable whitespace.
+func compactProto(m proto.Message) ([]byte, error) {
+	raw, err := protojson.Marshal(m)
 	if err != nil {
-		return Attachment{}, err
+		return nil, err
 	}
-	info, err := describe(b)
-	if err != nil {
-		return Attachment{}, err
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, err
 	}
-	return Attachment{Source: SourceTag, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, nil
+	return buf.Bytes(), nil
 }
 
 // ParseBundle reads a Sigstore bundle's JSON (at most MaxBundleSize bytes).
@@ -551,44 +395,4 @@ func parseBundle(raw []byte) (bundleInfo, error) {
 		return bundleInfo{}, fmt.Errorf("not a Sigstore bundle: %w", err)
 	}
 	return describe(&b)
-}
-
-// readBlob reads one layer in full, refusing one larger than MaxBundleSize;
-// go-containerregistry checks the digest as it streams.
-func readBlob(img v1.Image, d v1.Descriptor) ([]byte, error) {
-	if d.Size < 0 || d.Size > MaxBundleSize {
-		return nil, fmt.Errorf("layer of %d bytes (limit %d)", d.Size, MaxBundleSize)
-	}
-	l, err := img.LayerByDigest(d.Digest)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) != d.Size {
-		return nil, fmt.Errorf("layer is %d bytes, manifest says %d", len(data), d.Size)
-	}
-	return data, nil
-}
-
-// SortAttachments orders a listing by source, then predicate type, then
-// digest, for stable output.
-func SortAttachments(as []Attachment) {
-	sort.SliceStable(as, func(i, j int) bool {
-		a, b := as[i], as[j]
-		if a.Source != b.Source {
-			return a.Source < b.Source
-		}
-		if a.PredicateType != b.PredicateType {
-			return a.PredicateType < b.PredicateType
-		}
-		return a.Digest < b.Digest
-	})
 }

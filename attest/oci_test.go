@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log"
@@ -136,11 +137,13 @@ func TestListReadsCosignEntriesWithoutBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A layer as cosign's tag scheme writes it: an envelope and a
-	// predicateType annotation, no verification material.
-	env := `{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"sig":"AAAA"}]}`
+	// predicateType annotation, no verification material. The annotation
+	// lies; the listing reports the signed payload's type.
+	payload := base64.StdEncoding.EncodeToString([]byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":"` + PredicateSLSAProvenance + `"}`))
+	env := `{"payloadType":"application/vnd.in-toto+json","payload":"` + payload + `","signatures":[{"sig":"AAAA"}]}`
 	att, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
 		Layer:       static.NewLayer([]byte(env), dsseMediaType),
-		Annotations: map[string]string{annCosignPredicateType: PredicateSLSAProvenance},
+		Annotations: map[string]string{annCosignPredicateType: PredicateCycloneDX},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,7 +47,9 @@ type Services struct {
 	Rekor []Log
 	// TSA lists RFC 3161 timestamp endpoints (full URLs).
 	TSA []string
-	// Transport carries every request; nil means http.DefaultTransport.
+	// Transport carries the requests to Fulcio and the timestamp
+	// authorities; nil means http.DefaultTransport. (sigstore-go's Rekor
+	// client brings its own.)
 	Transport http.RoundTripper
 }
 
@@ -105,6 +108,11 @@ func (svc Services) validate(keyless bool) error {
 		if len(svc.Rekor) == 0 {
 			return fmt.Errorf("%w: keyless signing needs a transparency log: a short-lived certificate proves nothing without one", ErrServices)
 		}
+		// The identity token goes to Fulcio: never in the clear, except
+		// to this machine.
+		if p, err := url.Parse(svc.Fulcio); err == nil && p.Scheme == "http" && !isLoopback(p.Hostname()) {
+			return fmt.Errorf("%w: Fulcio URL %q is plain http; the identity token is sent only over https (or to loopback)", ErrServices, truncate(svc.Fulcio))
+		}
 		urls = append(urls, svc.Fulcio)
 	}
 	for _, u := range urls {
@@ -121,6 +129,15 @@ func (svc Services) validate(keyless bool) error {
 		}
 	}
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (svc Services) options(ctx context.Context) sign.BundleOptions {

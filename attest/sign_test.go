@@ -130,6 +130,10 @@ func TestServicesRejects(t *testing.T) {
 	if _, err := SignKeyless(ctx, st, "a.b.c", Services{Rekor: []Log{{URL: "https://log.example", Version: 1}}}); !errors.Is(err, ErrServices) {
 		t.Fatalf("keyless without fulcio: got %v, want ErrServices", err)
 	}
+	plain := Services{Fulcio: "http://fulcio.example", Rekor: []Log{{URL: "https://log.example", Version: 1}}}
+	if _, err := SignKeyless(ctx, st, "a.b.c", plain); !errors.Is(err, ErrServices) || !strings.Contains(err.Error(), "plain http") {
+		t.Fatalf("token to plain-http Fulcio: got %v, want ErrServices", err)
+	}
 	if _, err := SignKeyless(ctx, st, "  ", PublicGood); !errors.Is(err, ErrNoIdentityToken) {
 		t.Fatalf("keyless without a token: got %v, want ErrNoIdentityToken", err)
 	}

@@ -157,11 +157,14 @@ func (st *Statement) checkSpec() error {
 		return err
 	}
 	var pb intoto.Statement
+	// The parser's message may quote the predicate, so it is not passed
+	// on: what it refuses here that json.Compact let through is a
+	// duplicate key or a number out of range.
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(raw, &pb); err != nil {
-		return fmt.Errorf("%w: in-toto types refuse the statement: %v", ErrSubject, err)
+		return fmt.Errorf("%w: duplicate keys or numbers out of range (the in-toto types refuse it)", ErrPredicate)
 	}
 	if err := pb.Validate(); err != nil {
-		return fmt.Errorf("in-toto validation: %w", err)
+		return fmt.Errorf("%w: in-toto validation: %w", ErrSubject, err)
 	}
 	return nil
 }

@@ -91,10 +91,15 @@ func TestNewStatementRejects(t *testing.T) {
 }
 
 func TestPredicateErrorsDoNotQuoteContent(t *testing.T) {
-	secret := `{"token": "sk-live-abcdefghijklmnop", "x": }`
-	_, err := NewStatement(PredicateCycloneDX, []byte(secret), Subject{Name: "f", Digest: map[string]string{"sha256": sha("f")}})
-	if !errors.Is(err, ErrPredicate) || strings.Contains(err.Error(), "sk-live") {
-		t.Fatalf("got %v", err)
+	for _, secret := range []string{
+		`{"token": "sk-live-abcdefghijklmnop", "x": }`,                    // syntax error
+		`{"token": "sk-live-abcdefghijklmnop", "token": "sk-live-other"}`, // duplicate key
+		`{"token": "sk-live-abcdefghijklmnop", "n": 1e99999}`,             // number out of range
+	} {
+		_, err := NewStatement(PredicateCycloneDX, []byte(secret), Subject{Name: "f", Digest: map[string]string{"sha256": sha("f")}})
+		if !errors.Is(err, ErrPredicate) || strings.Contains(err.Error(), "sk-live") || strings.Contains(err.Error(), "99999") {
+			t.Errorf("%s: got %v", secret, err)
+		}
 	}
 }
 
@@ -165,6 +170,10 @@ func TestFileSubject(t *testing.T) {
 	t.Chdir(filepath.Join(dir, "site-packages"))
 	if s, err := FileSubject("../plugin.bin"); err != nil || s.Name != "plugin.bin" {
 		t.Fatalf("climbing: %+v %v", s, err)
+	}
+	// "." is named by the folder's own name.
+	if s, err := FileSubject("."); err != nil || s.Name != "site-packages" {
+		t.Fatalf("dot: %+v %v", s, err)
 	}
 	t.Chdir(wd)
 }

@@ -49,9 +49,13 @@ func FileSubject(path string) (Subject, error) {
 }
 
 func subjectName(path string) string {
-	clean := filepath.ToSlash(filepath.Clean(path))
-	if filepath.IsAbs(path) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return filepath.Base(path)
+	clean := filepath.Clean(path)
+	slash := filepath.ToSlash(clean)
+	if filepath.IsAbs(clean) || slash == "." || slash == ".." || strings.HasPrefix(slash, "../") {
+		if abs, err := filepath.Abs(clean); err == nil {
+			clean = abs
+		}
+		return filepath.Base(clean)
 	}
-	return clean
+	return slash
 }

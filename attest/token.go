@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // ErrTokenSource: the identity token could not be obtained.
@@ -29,8 +30,8 @@ func GitHubActionsToken(ctx context.Context, audience string, client *http.Clien
 		return "", false, nil
 	}
 	u, err := url.Parse(reqURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", true, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not an http(s) URL", ErrTokenSource)
+	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		return "", true, fmt.Errorf("%w: ACTIONS_ID_TOKEN_REQUEST_URL is not an https URL", ErrTokenSource)
 	}
 	q := u.Query()
 	q.Set("audience", audience)
@@ -42,7 +43,7 @@ func GitHubActionsToken(ctx context.Context, audience string, client *http.Clien
 	req.Header.Set("Authorization", "bearer "+bearer)
 	req.Header.Set("Accept", "application/json")
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{Timeout: 30 * time.Second}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

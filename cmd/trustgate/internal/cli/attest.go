@@ -107,6 +107,10 @@ func (f *signFlags) sign(cmd *cobra.Command, st *attest.Statement) (*bundle.Bund
 
 const maxTokenFile = 64 << 10
 
+// registryTimeout bounds each registry step (resolving subjects, attaching,
+// listing), so that a registry that stalls cannot hang a CI job.
+const registryTimeout = 5 * time.Minute
+
 // identityToken finds the OIDC token for keyless signing: the flag (a token,
 // or a file that holds one), then $SIGSTORE_ID_TOKEN, then GitHub Actions.
 func identityToken(ctx context.Context, flag string) (string, error) {
@@ -209,7 +213,8 @@ func runAttest(cmd *cobra.Command, f attestFlags) error {
 	if err != nil {
 		return fmt.Errorf("--predicate: %w", err)
 	}
-	ctx := cmd.Context()
+	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
+	defer cancel()
 	var (
 		subjects []attest.Subject
 		images   []name.Digest
@@ -257,8 +262,10 @@ func deliver(cmd *cobra.Command, b *bundle.Bundle, path string, toStdout bool, i
 			return err
 		}
 	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
+	defer cancel()
 	for _, img := range images {
-		a, err := attest.Attach(cmd.Context(), img, b, attest.Registry{})
+		a, err := attest.Attach(ctx, img, b, attest.Registry{})
 		if err != nil {
 			return err
 		}
@@ -267,16 +274,22 @@ func deliver(cmd *cobra.Command, b *bundle.Bundle, path string, toStdout bool, i
 	return nil
 }
 
-// resolveSubject turns a --subject into a subject: an existing path is a
-// file or folder; otherwise it must be an image reference whose first part
-// is a registry host (so that a mistyped file name is never looked up on
-// Docker Hub).
+// resolveSubject turns a --subject into a subject. A path that starts with
+// "/", "./" or "../" is a file or folder. Anything else is a file or folder
+// if it exists, an image if it is a reference whose first part is a
+// registry host (so that a mistyped file name is never looked up on Docker
+// Hub), and refused as ambiguous if it is both.
 func resolveSubject(ctx context.Context, s string) (attest.Subject, *name.Digest, error) {
-	if _, err := os.Lstat(s); err == nil {
+	explicitPath := strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || s == "." || s == ".."
+	_, statErr := os.Lstat(s)
+	image := !explicitPath && looksLikeImage(s)
+	switch {
+	case statErr == nil && image:
+		return attest.Subject{}, nil, fmt.Errorf("%w: ambiguous: a file or folder of that name exists and it is also an image reference; write ./%s for the file", attest.ErrSubject, s)
+	case statErr == nil || explicitPath:
 		sub, err := attest.FileSubject(s)
 		return sub, nil, err
-	}
-	if !looksLikeImage(s) {
+	case !image:
 		return attest.Subject{}, nil, fmt.Errorf("%w: no such file or folder, and not an image reference with a registry host (such as registry.example.com/app:1.0)", attest.ErrSubject)
 	}
 	d, sub, err := attest.ImageSubject(ctx, s, attest.Registry{})

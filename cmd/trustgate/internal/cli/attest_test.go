@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -17,8 +18,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -199,7 +204,7 @@ func TestAttestRejects(t *testing.T) {
 		{"missing key file", base("--key", filepath.Join(dir, "nope.key")), nil, "no such file"},
 		{"no key and not keyless", base(), nil, "--key KEY and --keyless"},
 		{"key and keyless", base("--key", key, "--keyless"), nil, "exactly one"},
-		{"missing subject", []string{"attest", "--predicate", pred, "--type", "cyclonedx", "--subject", filepath.Join(dir, "missing.bin"), "--key", key}, nil, "no such file or folder"},
+		{"missing subject", []string{"attest", "--predicate", pred, "--type", "cyclonedx", "--subject", filepath.Join(dir, "missing.bin"), "--key", key}, nil, "no such file"},
 		{"bad type", []string{"attest", "--predicate", pred, "--type", "sbom", "--subject", art, "--key", key}, nil, "--type"},
 		{"predicate not JSON", []string{"attest", "--predicate", notJSON, "--type", "cyclonedx", "--subject", art, "--key", key}, nil, "not JSON"},
 		{"attach without image", base("--key", key, "--attach"), nil, "--attach needs"},
@@ -316,4 +321,89 @@ func publicKeyMaterial(t *testing.T, pubPEM []byte) root.TrustedMaterial {
 	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 		return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
 	})
+}
+
+// A subject that is both an existing path and an image reference is
+// refused; ./ makes it a path.
+func TestAttestSubjectAmbiguity(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, _ := keyPair(tr, dir, "ecdsa-p256")
+	pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+	t.Chdir(dir)
+	if err := os.MkdirAll("registry.example.com/app:1.0", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, "registry.example.com/app:1.0/file", "x")
+	code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", "registry.example.com/app:1.0", "--key", key)
+	if code != cli.ExitUsage || !strings.Contains(stderr, "ambiguous") {
+		t.Fatalf("ambiguous subject: exit %d, %q", code, stderr)
+	}
+	code, stdout, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", "./registry.example.com/app:1.0", "--key", key)
+	if code != 0 || !strings.Contains(stdout, "dsseEnvelope") {
+		t.Fatalf("./ path: exit %d, %q", code, stderr)
+	}
+	// An explicit path that does not exist is never looked up as an image.
+	code, _, stderr = tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", "./build.out/app", "--key", key)
+	if code != cli.ExitUsage || !strings.Contains(stderr, "no such file") {
+		t.Fatalf("missing ./ path: exit %d, %q", code, stderr)
+	}
+}
+
+// keygen never replaces a file, and leaves no half pair behind.
+func TestKeygenLeavesNoHalfPair(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	t.Setenv(cli.PasswordEnv, testPassword)
+	prefix := filepath.Join(dir, "k")
+	writeFile(t, prefix+".pub", "someone else's public key")
+	code, _, stderr := tr.run("keygen", "--out", prefix)
+	if code != cli.ExitUsage || !strings.Contains(stderr, "exists") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(prefix + ".key"); !os.IsNotExist(err) {
+		t.Error("a private key was left without its public key")
+	}
+	if b, _ := os.ReadFile(prefix + ".pub"); string(b) != "someone else's public key" {
+		t.Error("keygen replaced an existing file")
+	}
+}
+
+// A registry entry cannot forge or hide rows of the listing with control
+// characters: they are shown quoted.
+func TestAttestationsListingEscapesRegistryText(t *testing.T) {
+	tr := &transcript{t: t}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
+	img, _ := random.Image(256, 1)
+	tag, _ := name.NewTag(ref)
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := "https://x.example/t\n\x1b[1A\x1b[2Kreferrer  https://slsa.dev/provenance/v1  alice@example.com"
+	evilJSON, _ := json.Marshal(evil)
+	payload := base64.StdEncoding.EncodeToString([]byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":` + string(evilJSON) + `}`))
+	env := `{"payloadType":"application/vnd.in-toto+json","payload":"` + payload + `","signatures":[{"sig":"AAAA"}]}`
+	att, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+		Layer: static.NewLayer([]byte(env), "application/vnd.dsse.envelope.v1+json"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attTag, _ := name.NewTag(tag.Context().String() + ":sha256-" + d.Hex + ".att")
+	if err := remote.Write(attTag, att); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := tr.run("attestations", ref)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.ContainsRune(stdout, 0x1b) || strings.Count(stdout, "\n") != 3 || !strings.Contains(stdout, `\x1b[1A`) {
+		t.Fatalf("listing not escaped:\n%q", stdout)
+	}
 }

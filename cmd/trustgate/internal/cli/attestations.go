@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -27,7 +30,8 @@ to check the attestations.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output %q: want text or json", output)
 			}
-			ctx := cmd.Context()
+			ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
+			defer cancel()
 			img, _, err := attest.ImageSubject(ctx, args[0], attest.Registry{})
 			if err != nil {
 				return err
@@ -60,11 +64,25 @@ to check the attestations.`,
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SOURCE\tTYPE\tSIGNER\tDIGEST")
 			for _, a := range as {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Source, a.PredicateType, a.Signer, a.Digest)
+				// Everything here comes from the registry: anyone who can
+				// push may try to forge rows or hide them with control
+				// characters, so anything unprintable is shown quoted.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(a.Source), printable(a.PredicateType), printable(a.Signer), printable(a.Digest))
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// printable returns s as it is when every character in it prints (spaces
+// included, tabs and newlines not), and Go-quoted otherwise.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	return s
 }

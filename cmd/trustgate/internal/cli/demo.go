@@ -42,6 +42,7 @@ live in a temporary folder that is removed at the end.`,
 
 func runDemo(cmd *cobra.Command, dir string) error {
 	out := cmd.OutOrStdout()
+	kept := dir != ""
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "trustgate-demo-")
 		if err != nil {
@@ -86,7 +87,7 @@ func runDemo(cmd *cobra.Command, dir string) error {
 	printSummary(out, bom)
 
 	fmt.Fprintf(out, "\n3. Signing the SBOM as an in-toto attestation\n")
-	return demoAttest(cmd, dir, bom, data)
+	return demoAttest(cmd, dir, kept, bom, data)
 }
 
 // emptyTrustedRoot is a Sigstore trusted root that trusts no CA, log or
@@ -96,7 +97,7 @@ const emptyTrustedRoot = `{"mediaType":"application/vnd.dev.sigstore.trustedroot
 
 // demoAttest makes a throwaway key and signs the SBOM about the manifest and
 // every component, as "trustgate sbom --attest --key" does.
-func demoAttest(cmd *cobra.Command, dir string, bom *cdx.BOM, data []byte) error {
+func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []byte) error {
 	out := cmd.OutOrStdout()
 	key, err := attest.GenerateKey(attest.ECDSAP256)
 	if err != nil {
@@ -144,6 +145,10 @@ func demoAttest(cmd *cobra.Command, dir string, bom *cdx.BOM, data []byte) error
 		for alg, v := range s.Digest {
 			fmt.Fprintf(out, "   - %s  %s:%s…\n", s.Name, alg, v[:12])
 		}
+	}
+	if !kept {
+		fmt.Fprintf(out, "\n   Run with --dir DIR to keep these files and check the bundle with cosign.\n")
+		return nil
 	}
 	rootPath := filepath.Join(dir, "empty_trusted_root.json")
 	if err := writeFileAtomic(rootPath, []byte(emptyTrustedRoot), 0o644); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/interop"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // verifyKeyless checks a keyless bundle with sigstore-go against the local
@@ -188,4 +189,29 @@ func TestKeyWithLogAndTimestamp(t *testing.T) {
 		t.Errorf("cosign: %v", err)
 	}
 	tr.sweep(key)
+}
+
+// sbom --attest --keyless: one step from manifest to a keyless SBOM
+// attestation about every component.
+func TestSBOMAttestKeyless(t *testing.T) {
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	manifest := testutil.Example(t)
+	token := env.Token(t, sigstoretest.DefaultIdentity)
+	t.Setenv("SIGSTORE_ID_TOKEN", token)
+	out := filepath.Join(t.TempDir(), "sbom.cdx.json")
+	code, _, stderr := tr.run("sbom", "--stack", manifest, "-o", out, "--attest", "--keyless", "--signing-config", env.SigningConfigPath)
+	if code != 0 {
+		t.Fatalf("sbom --attest --keyless: exit %d: %s", code, stderr)
+	}
+	data, _ := os.ReadFile(manifest)
+	if err := verifyKeyless(t, env, out+".bundle.json", sigstoretest.DefaultIdentity, sha256hex(string(data))); err != nil {
+		t.Fatalf("SBOM attestation does not verify for the manifest: %v", err)
+	}
+	guardrail, _ := os.ReadFile(filepath.Join(filepath.Dir(manifest), "bin", "guardrail"))
+	if err := verifyKeyless(t, env, out+".bundle.json", sigstoretest.DefaultIdentity, sha256hex(string(guardrail))); err != nil {
+		t.Fatalf("SBOM attestation does not verify for the guardrail plugin: %v", err)
+	}
+	tr.secrets = append(tr.secrets, token)
+	tr.sweep()
 }

@@ -84,10 +84,17 @@ func runKeygen(cmd *cobra.Command, f keygenFlags) error {
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	if err := writeFileAtomic(keyPath, priv, 0o600); err != nil {
+	write := writeFileExclusive
+	if f.force {
+		write = writeFileAtomic
+	}
+	if err := write(keyPath, priv, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
+	if err := write(pubPath, pub, 0o644); err != nil {
+		// A private key without its public half is only in the way of
+		// the next attempt.
+		os.Remove(keyPath)
 		return err
 	}
 	state := "encrypted"
@@ -112,6 +119,9 @@ func readPassword(cmd *cobra.Command, what string, confirm bool) ([]byte, error)
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s: ", prompt)
 		p, err := term.ReadPassword(int(os.Stdin.Fd()))
 		fmt.Fprintln(cmd.ErrOrStderr())
+		if err == nil && p == nil {
+			p = []byte{} // an empty password is a password (cosign allows it)
+		}
 		return p, err
 	}
 	p, err := ask("Enter " + what)

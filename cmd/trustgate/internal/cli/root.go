@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,19 +61,37 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// oneLine keeps an error to the one line the CLI promises.
+// oneLine keeps an error to the one line the CLI promises, with control
+// characters (which a registry or a file could put in an error) shown as
+// '?' so that they cannot rewrite the terminal.
 func oneLine(err error) string {
 	s := err.Error()
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
-	return s
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// writeFileExclusive writes data to path like writeFileAtomic, but fails if
+// path exists, even if it appeared after the caller checked: the file is
+// linked into place, which never replaces anything.
+func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, false)
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same
 // folder, so that a reader never sees half a file and a failure leaves the
 // old file as it was.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, replace bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -88,11 +107,26 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	place := os.Rename
+	if !replace {
+		place = os.Link
+	}
+	if err := place(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("writing %q: it exists (and is left as it was)", path)
+		}
 		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }
