@@ -1,0 +1,63 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+)
+
+// CEL rules see these variables (documented in the README):
+//
+//	component  map: name, kind, role, digest (strings); packages (list of
+//	           maps: purl, type, name, version); signers (list of names)
+//	sbom       map: the CycloneDX document as JSON, or an empty map
+//	statement  map: the SBOM attestation's in-toto statement, or an empty map
+//	now        timestamp: the evaluation time
+const (
+	maxExpressionLength = 4096
+	// celCostLimit bounds one evaluation, so that no rule (a nested
+	// comprehension over a large SBOM, say) can run without end.
+	celCostLimit = 10_000_000
+)
+
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("component", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("sbom", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("statement", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("now", cel.TimestampType),
+	)
+})
+
+// compileCEL compiles a rule once; it must type-check to a bool.
+func compileCEL(expr string) (cel.Program, error) {
+	if expr == "" {
+		return nil, errors.New("empty")
+	}
+	if len(expr) > maxExpressionLength {
+		return nil, fmt.Errorf("longer than %d characters", maxExpressionLength)
+	}
+	env, err := celEnv()
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("does not compile: %s", firstLine(iss.Err().Error()))
+	}
+	if !ast.OutputType().IsExactType(cel.BoolType) {
+		return nil, fmt.Errorf("returns %s, not bool", ast.OutputType())
+	}
+	return env.Program(ast, cel.CostLimit(celCostLimit))
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

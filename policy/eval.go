@@ -1,0 +1,391 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trustgate/trustgate/digest"
+)
+
+// Facts are what was found about a deployment, gathered elsewhere (by
+// verify, the admission webhook or the gateway) and handed in. Evaluate
+// trusts them as given: a signer listed here is one whose signature was
+// verified.
+type Facts struct {
+	// Now is the evaluation time; a policy is void from its expiry on.
+	Now time.Time `json:"now" yaml:"now"`
+	// Components are the gateway, plugins, agents, images and models the
+	// stack has.
+	Components []ComponentFacts `json:"components" yaml:"components"`
+	// Providers are where the deployment's config sends each credential.
+	Providers []ProviderFacts `json:"providers,omitempty" yaml:"providers,omitempty"`
+	// SBOM is the CycloneDX document as decoded JSON, for required fields
+	// and CEL rules; nil when there is none.
+	SBOM map[string]any `json:"sbom,omitempty" yaml:"sbom,omitempty"`
+	// Statement is the SBOM attestation's statement as decoded JSON.
+	Statement map[string]any `json:"statement,omitempty" yaml:"statement,omitempty"`
+}
+
+// ComponentFacts is what was found about one component.
+type ComponentFacts struct {
+	Kind   string `json:"kind" yaml:"kind"`
+	Name   string `json:"name" yaml:"name"`
+	Role   string `json:"role,omitempty" yaml:"role,omitempty"`
+	Digest string `json:"digest" yaml:"digest"`
+	// Signers are the policy's signers whose signature over the component
+	// verified.
+	Signers      []string           `json:"signers,omitempty" yaml:"signers,omitempty"`
+	Attestations []AttestationFacts `json:"attestations,omitempty" yaml:"attestations,omitempty"`
+	// Packages are the purls the SBOM lists inside the component.
+	Packages []string `json:"packages,omitempty" yaml:"packages,omitempty"`
+	// Requested is what the deployment's config would give the component.
+	Requested Capabilities `json:"requested,omitempty" yaml:"requested,omitempty"`
+}
+
+// AttestationFacts is one verified attestation about a component.
+type AttestationFacts struct {
+	PredicateType string         `json:"predicateType" yaml:"predicateType"`
+	Signers       []string       `json:"signers,omitempty" yaml:"signers,omitempty"`
+	Predicate     map[string]any `json:"predicate,omitempty" yaml:"predicate,omitempty"`
+}
+
+// ProviderFacts is where the config sends one credential.
+type ProviderFacts struct {
+	Name       string `json:"name" yaml:"name"`
+	BaseURL    string `json:"baseURL" yaml:"baseURL"`
+	Credential string `json:"credential" yaml:"credential"`
+}
+
+// Decision is the verdict on one component (or provider, or the SBOM).
+// When it denies, Rule, Expected and Found describe the first violation;
+// Violations lists them all.
+type Decision struct {
+	Subject    string      `json:"subject" yaml:"subject"` // kind/name, provider/name, sbom or policy
+	Allowed    bool        `json:"allowed" yaml:"allowed"`
+	Mode       string      `json:"mode" yaml:"mode"`
+	Rule       string      `json:"rule,omitempty" yaml:"rule,omitempty"`
+	Expected   string      `json:"expected,omitempty" yaml:"expected,omitempty"`
+	Found      string      `json:"found,omitempty" yaml:"found,omitempty"`
+	Violations []Violation `json:"violations,omitempty" yaml:"violations,omitempty"`
+	// Grants is what the component may receive (plugins and agents).
+	Grants *Capabilities `json:"grants,omitempty" yaml:"grants,omitempty"`
+}
+
+// Violation is one broken rule.
+type Violation struct {
+	Rule     string `json:"rule" yaml:"rule"`
+	Expected string `json:"expected" yaml:"expected"`
+	Found    string `json:"found" yaml:"found"`
+}
+
+// Report is every decision of one evaluation. Allowed is true only when no
+// decision in enforce mode denies.
+type Report struct {
+	Allowed   bool       `json:"allowed" yaml:"allowed"`
+	Decisions []Decision `json:"decisions" yaml:"decisions"`
+}
+
+// Evaluate applies p to f. It is pure: the same policy and facts give the
+// same report. Anything the facts have and the policy does not name is
+// denied (or audited, if the policy's default says so).
+func Evaluate(p *Policy, f Facts) Report {
+	var r Report
+	if p == nil {
+		p = &Policy{}
+	}
+	if p.expires.IsZero() || !f.Now.Before(p.expires) {
+		r.add(Decision{Subject: "policy", Mode: ModeEnforce, Violations: []Violation{{
+			Rule: "expires", Expected: "before " + fmtTime(p.expires), Found: fmtTime(f.Now)}}})
+		return r.done()
+	}
+	for _, c := range f.Components {
+		r.add(p.component(c, f))
+	}
+	for _, pr := range f.Providers {
+		r.add(p.provider(pr))
+	}
+	if len(p.SBOM.Require) > 0 {
+		r.add(p.requiredFields(f.SBOM))
+	}
+	return r.done()
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "(none)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (r *Report) add(d Decision) {
+	d.Allowed = len(d.Violations) == 0
+	if !d.Allowed {
+		v := d.Violations[0]
+		d.Rule, d.Expected, d.Found = v.Rule, v.Expected, v.Found
+	}
+	r.Decisions = append(r.Decisions, d)
+}
+
+func (r *Report) done() Report {
+	r.Allowed = true
+	for _, d := range r.Decisions {
+		if !d.Allowed && d.Mode != ModeAudit {
+			r.Allowed = false
+		}
+	}
+	return *r
+}
+
+// lookup finds the policy entry for a component by kind and name.
+func (p *Policy) lookup(kind, name string) (int, *Component) {
+	for i := range p.Components {
+		if c := &p.Components[i]; c.Kind == kind && c.Name == name {
+			return i, c
+		}
+	}
+	return -1, nil
+}
+
+func (p *Policy) component(c ComponentFacts, f Facts) Decision {
+	d := Decision{Subject: c.Kind + "/" + c.Name, Mode: ModeEnforce}
+	i, pc := p.lookup(c.Kind, c.Name)
+	if pc == nil {
+		if p.Default == "audit" {
+			d.Mode = ModeAudit
+		}
+		d.Violations = append(d.Violations, Violation{Rule: "default", Expected: "a components entry for " + d.Subject, Found: "none"})
+		return d
+	}
+	if pc.Mode == ModeAudit {
+		d.Mode = ModeAudit
+	}
+	at := fmt.Sprintf("components[%d]", i)
+	v := &d.Violations
+	if pc.Role != "" && pc.Role != c.Role {
+		*v = append(*v, Violation{at + ".role", pc.Role, orNone(c.Role)})
+	}
+	if len(pc.Digests) > 0 && !slices.ContainsFunc(pc.Digests, func(dg digest.Digest) bool { return dg.String() == c.Digest }) {
+		*v = append(*v, Violation{at + ".digests", oneOf(digestStrings(pc.Digests)), orNone(c.Digest)})
+	}
+	if pc.Signers != nil {
+		if ok, want, got := pc.Signers.satisfied(c.Signers); !ok {
+			*v = append(*v, Violation{at + ".signers", want, got})
+		}
+	}
+	for j, a := range pc.Attestations {
+		if viol, ok := a.check(c.Attestations); !ok {
+			viol.Rule = fmt.Sprintf("%s.attestations[%d]%s", at, j, viol.Rule)
+			*v = append(*v, viol)
+		}
+	}
+	*v = append(*v, capabilityViolations(at+".capabilities", pc.Capabilities, c.Requested)...)
+	*v = append(*v, p.packageViolations(c)...)
+	*v = append(*v, p.celViolations(c, f)...)
+	if c.Kind == "plugin" || c.Kind == "agent" {
+		g := pc.Capabilities
+		d.Grants = &g
+	}
+	return d
+}
+
+func digestStrings[T fmt.Stringer](ds []T) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func oneOf(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return "one of " + strings.Join(items, ", ")
+}
+
+// satisfied checks a k-of-n rule against the signers that verified.
+func (r *SignerRule) satisfied(verified []string) (bool, string, string) {
+	need := r.Threshold
+	if need == 0 {
+		need = 1
+	}
+	var got []string
+	for _, n := range r.AnyOf {
+		if slices.Contains(verified, n) {
+			got = append(got, n)
+		}
+	}
+	want := fmt.Sprintf("%d of %s", need, strings.Join(r.AnyOf, ", "))
+	found := "no trusted signature"
+	if len(got) > 0 {
+		found = "signed by " + strings.Join(got, ", ")
+	}
+	return len(got) >= need, want, found
+}
+
+// check finds an attestation that meets the rule; otherwise it returns the
+// violation (its Rule holds only a suffix) of the closest candidate.
+func (a AttestationRule) check(found []AttestationFacts) (Violation, bool) {
+	want := a.predicateType
+	best := Violation{Expected: "an attestation of type " + want, Found: "none of that type"}
+	for _, f := range found {
+		if f.PredicateType != want {
+			continue
+		}
+		if a.Signers != nil {
+			if ok, w, g := a.Signers.satisfied(f.Signers); !ok {
+				best = Violation{Rule: ".signers", Expected: w, Found: g}
+				continue
+			}
+		}
+		if a.Builder != "" {
+			if got := lookupString(f.Predicate, "runDetails", "builder", "id"); got != a.Builder {
+				best = Violation{Rule: ".builder", Expected: a.Builder, Found: orNone(got)}
+				continue
+			}
+		}
+		if a.SourceRepository != "" && !fromRepository(f.Predicate, a.SourceRepository) {
+			best = Violation{Rule: ".sourceRepository", Expected: a.SourceRepository, Found: orNone(sourceOf(f.Predicate))}
+			continue
+		}
+		return Violation{}, true
+	}
+	return best, false
+}
+
+// lookupString walks nested JSON objects by key and returns a string leaf.
+func lookupString(m map[string]any, path ...string) string {
+	var cur any = m
+	for _, k := range path {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = obj[k]
+	}
+	s, _ := cur.(string)
+	return s
+}
+
+// fromRepository reports whether a SLSA v1 provenance was built from repo:
+// the GitHub workflow's repository, or a resolved git dependency of it.
+func fromRepository(pred map[string]any, repo string) bool {
+	if lookupString(pred, "buildDefinition", "externalParameters", "workflow", "repository") == repo {
+		return true
+	}
+	deps, _ := lookupAny(pred, "buildDefinition", "resolvedDependencies").([]any)
+	for _, d := range deps {
+		m, _ := d.(map[string]any)
+		uri, _ := m["uri"].(string)
+		uri = strings.TrimPrefix(uri, "git+")
+		if uri == repo || strings.HasPrefix(uri, repo+"@") {
+			return true
+		}
+	}
+	return false
+}
+
+func sourceOf(pred map[string]any) string {
+	if s := lookupString(pred, "buildDefinition", "externalParameters", "workflow", "repository"); s != "" {
+		return s
+	}
+	deps, _ := lookupAny(pred, "buildDefinition", "resolvedDependencies").([]any)
+	if len(deps) > 0 {
+		m, _ := deps[0].(map[string]any)
+		s, _ := m["uri"].(string)
+		return s
+	}
+	return ""
+}
+
+func lookupAny(m map[string]any, path ...string) any {
+	var cur any = m
+	for _, k := range path {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = obj[k]
+	}
+	return cur
+}
+
+// capabilityViolations lists what the config would give that the policy
+// does not grant.
+func capabilityViolations(at string, granted, requested Capabilities) []Violation {
+	var out []Violation
+	for _, c := range []struct {
+		field          string
+		granted, asked []string
+	}{
+		{"env", granted.Env, requested.Env},
+		{"credentials", granted.Credentials, requested.Credentials},
+		{"hooks", granted.Hooks, requested.Hooks},
+	} {
+		for _, x := range c.asked {
+			if !slices.Contains(c.granted, x) {
+				want := "nothing"
+				if len(c.granted) > 0 {
+					want = oneOf(c.granted)
+				}
+				out = append(out, Violation{at + "." + c.field, want, x})
+			}
+		}
+	}
+	return out
+}
+
+func (p *Policy) packageViolations(c ComponentFacts) []Violation {
+	var out []Violation
+	for _, purl := range c.Packages {
+		for j := range p.SBOM.Deny {
+			r := &p.SBOM.Deny[j]
+			hit, note := r.matches(purl)
+			if !hit {
+				continue
+			}
+			want := "no " + r.Purl
+			if v := strings.TrimSpace(r.Versions); v != "" && v != "*" {
+				want += " in " + v
+			}
+			if r.Reason != "" {
+				want += " (" + r.Reason + ")"
+			}
+			found := purl
+			if note != "" {
+				found += "; " + note
+			}
+			out = append(out, Violation{fmt.Sprintf("sbom.deny[%d]", j), want, found})
+		}
+	}
+	return out
+}
+
+func (p *Policy) provider(pr ProviderFacts) Decision {
+	d := Decision{Subject: "provider/" + pr.Name, Mode: ModeEnforce}
+	for i, bound := range p.Providers {
+		if bound.Credential != pr.Credential {
+			continue
+		}
+		if !slices.ContainsFunc(bound.BaseURLs, func(u string) bool { return sameBaseURL(u, pr.BaseURL) }) {
+			d.Violations = append(d.Violations, Violation{fmt.Sprintf("providers[%d].baseURLs", i), oneOf(bound.BaseURLs), orNone(pr.BaseURL)})
+		}
+		return d
+	}
+	d.Violations = append(d.Violations, Violation{"providers", "a providers entry binding " + pr.Credential + " to its hosts", "none"})
+	return d
+}
+
+// sameBaseURL compares base URLs ignoring a trailing slash.
+func sameBaseURL(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}

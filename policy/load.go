@@ -1,0 +1,497 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/yamlx"
+)
+
+// MaxPolicySize bounds a policy file.
+const MaxPolicySize = 1 << 20
+
+// FieldError is a problem with one field of a policy: file, line, field
+// path and a wrapped sentinel.
+type FieldError = yamlx.FieldError
+
+// Kinds of problem, matched with errors.Is. The YAML-level kinds are
+// yamlx's, re-exported.
+var (
+	ErrSyntax       = yamlx.ErrSyntax
+	ErrUnknownField = yamlx.ErrUnknownField
+	ErrDuplicateKey = yamlx.ErrDuplicateKey
+	ErrWrongType    = yamlx.ErrWrongType
+
+	ErrRequired          = errors.New("required")
+	ErrInvalid           = errors.New("invalid")
+	ErrDuplicate         = errors.New("named twice")
+	ErrUnanchored        = errors.New("regular expression not anchored")
+	ErrUnknownSigner     = errors.New("unknown signer")
+	ErrUnboundCredential = errors.New("credential bound to no host")
+	ErrCEL               = errors.New("CEL expression")
+	ErrVersionRange      = errors.New("version range")
+	ErrExpired           = errors.New("policy expired")
+)
+
+// Problems is every problem found in one policy, in document order. It
+// unwraps to each, so errors.Is finds any of their kinds.
+type Problems []*FieldError
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems for errors.Is and errors.As.
+func (ps Problems) Unwrap() []error {
+	out := make([]error, len(ps))
+	for i, p := range ps {
+		out[i] = p
+	}
+	return out
+}
+
+// Kinds of component a policy can name.
+var componentKinds = []string{"gateway", "plugin", "agent", "image", "model"}
+
+// Options tune parsing.
+type Options struct {
+	// Dir is the folder keyFile paths are relative to (and may not
+	// leave); empty means signers may not use keyFile.
+	Dir string
+	// Now, when set, makes an expired policy a problem (lint does this;
+	// LoadSigned checks expiry itself).
+	Now time.Time
+}
+
+// Load reads and parses the policy file at path, with keyFile paths
+// relative to its folder.
+func Load(path string, now time.Time) (*Policy, error) {
+	data, err := readBounded(path, MaxPolicySize)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, Options{Dir: abs, Now: now})
+}
+
+// Parse parses and checks a policy. Every problem is reported, as Problems;
+// CEL programs, regular expressions, version ranges and keys are compiled
+// here, once.
+func Parse(file string, data []byte, opts Options) (*Policy, error) {
+	doc, err := yamlx.Parse(file, data, MaxPolicySize)
+	if err != nil {
+		return nil, asProblems(err)
+	}
+	var p Policy
+	ix, err := doc.Decode(&p)
+	if err != nil {
+		return nil, asProblems(err)
+	}
+	p.source = Source{File: file, Digest: digest.FromBytes(data)}
+	c := &checker{ix: ix, p: &p, opts: opts}
+	c.check()
+	if len(c.problems) > 0 {
+		return nil, c.problems
+	}
+	return &p, nil
+}
+
+func asProblems(err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return Problems{fe}
+	}
+	return err
+}
+
+type checker struct {
+	ix       *yamlx.Index
+	p        *Policy
+	opts     Options
+	problems Problems
+	signers  map[string]bool
+	creds    map[string]bool
+}
+
+func (c *checker) fail(field string, kind error, format string, args ...any) {
+	c.problems = append(c.problems, c.ix.Errorf(field, kind, format, args...))
+}
+
+func (c *checker) check() {
+	p := c.p
+	if p.APIVersion != APIVersion {
+		c.fail("apiVersion", ErrInvalid, "want %q", APIVersion)
+	}
+	if p.Kind != Kind {
+		c.fail("kind", ErrInvalid, "want %q", Kind)
+	}
+	if p.Metadata.Name == "" {
+		c.fail("metadata.name", ErrRequired, "")
+	}
+	if p.Version == 0 {
+		c.fail("version", ErrRequired, "a number from 1 that only goes up")
+	}
+	c.expiry()
+	switch p.Default {
+	case "", "deny", "audit":
+	default:
+		c.fail("default", ErrInvalid, "want deny or audit")
+	}
+	c.signerList()
+	c.providers()
+	c.components()
+	c.sbom()
+}
+
+func (c *checker) expiry() {
+	if c.p.Expires == "" {
+		c.fail("expires", ErrRequired, "an RFC 3339 time such as 2027-01-01T00:00:00Z")
+		return
+	}
+	t, err := time.Parse(time.RFC3339, c.p.Expires)
+	if err != nil {
+		c.fail("expires", ErrInvalid, "want an RFC 3339 time such as 2027-01-01T00:00:00Z")
+		return
+	}
+	c.p.expires = t
+	if !c.opts.Now.IsZero() && !t.After(c.opts.Now) {
+		c.fail("expires", ErrExpired, "expired at %s", t.UTC().Format(time.RFC3339))
+	}
+}
+
+var (
+	namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,62})$`)
+	envPattern  = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
+)
+
+func (c *checker) signerList() {
+	c.signers = map[string]bool{}
+	for i := range c.p.Signers {
+		s := &c.p.Signers[i]
+		at := fmt.Sprintf("signers[%d]", i)
+		c.name(at+".name", s.Name, c.signers)
+		n := 0
+		for _, set := range []bool{s.Key != "", s.KeyFile != "", s.Keyless != nil} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			c.fail(at, ErrInvalid, "give exactly one of key, keyFile and keyless")
+			continue
+		}
+		switch {
+		case s.Key != "":
+			c.publicKey(at+".key", s, []byte(s.Key))
+		case s.KeyFile != "":
+			data, err := c.keyFile(s.KeyFile)
+			if err != nil {
+				c.fail(at+".keyFile", ErrInvalid, "%v", err)
+				continue
+			}
+			c.publicKey(at+".keyFile", s, data)
+		default:
+			c.identity(at+".keyless", s.Keyless)
+		}
+	}
+}
+
+func (c *checker) publicKey(at string, s *Signer, pemBytes []byte) {
+	pk, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes)
+	if err != nil {
+		c.fail(at, ErrInvalid, "not a PEM public key")
+		return
+	}
+	if _, err := attest.KeyHint(pk); err != nil {
+		c.fail(at, ErrInvalid, "unsupported public key")
+		return
+	}
+	s.publicKey = pk
+}
+
+// keyFile reads a public key file inside the policy's folder.
+func (c *checker) keyFile(name string) ([]byte, error) {
+	if c.opts.Dir == "" {
+		return nil, errors.New("keyFile needs the policy to be read from a file")
+	}
+	root, err := os.OpenRoot(c.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.FromSlash(name))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open it inside the policy's folder")
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func (c *checker) identity(at string, id *Identity) {
+	pairs := []struct {
+		field, exact, pattern string
+		re                    **regexp.Regexp
+	}{
+		{"issuer", id.Issuer, id.IssuerRegexp, &id.issuerRE},
+		{"subject", id.Subject, id.SubjectRegexp, &id.subjectRE},
+	}
+	for _, pr := range pairs {
+		switch {
+		case (pr.exact == "") == (pr.pattern == ""):
+			c.fail(at+"."+pr.field, ErrInvalid, "give exactly one of %s and %sRegexp", pr.field, pr.field)
+		case pr.pattern != "":
+			re, err := anchored(pr.pattern)
+			if err != nil {
+				c.fail(at+"."+pr.field+"Regexp", err, "")
+				continue
+			}
+			*pr.re = re
+		}
+	}
+}
+
+// anchored compiles a regular expression that must match a whole string:
+// it starts with ^ and ends with an unescaped $. An unanchored pattern
+// (github.com/acme/) would also match github.com/acme-fork/.
+func anchored(pattern string) (*regexp.Regexp, error) {
+	if !strings.HasPrefix(pattern, "^") || !strings.HasSuffix(pattern, "$") || strings.HasSuffix(pattern, `\$`) {
+		return nil, fmt.Errorf("%w: write it as ^...$", ErrUnanchored)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("%w: does not compile", ErrInvalid)
+	}
+	return re, nil
+}
+
+func (c *checker) name(at, n string, seen map[string]bool) {
+	switch {
+	case n == "":
+		c.fail(at, ErrRequired, "")
+	case !namePattern.MatchString(n):
+		c.fail(at, ErrInvalid, "want lower-case letters, digits, '.', '_' and '-', at most 63")
+	case seen[n]:
+		c.fail(at, ErrDuplicate, "")
+	}
+	seen[n] = true
+}
+
+func (c *checker) providers() {
+	c.creds = map[string]bool{}
+	for i, pr := range c.p.Providers {
+		at := fmt.Sprintf("providers[%d]", i)
+		if !validCredential(pr.Credential) {
+			c.fail(at+".credential", ErrInvalid, "want env:NAME or file:/absolute/path")
+		} else if c.creds[pr.Credential] {
+			c.fail(at+".credential", ErrDuplicate, "")
+		}
+		c.creds[pr.Credential] = true
+		if len(pr.BaseURLs) == 0 {
+			c.fail(at+".baseURLs", ErrUnboundCredential, "list the upstream base URLs this credential may be sent to")
+		}
+		for j, u := range pr.BaseURLs {
+			if err := checkBaseURL(u); err != nil {
+				c.fail(fmt.Sprintf("%s.baseURLs[%d]", at, j), ErrInvalid, "%v", err)
+			}
+		}
+	}
+}
+
+// validCredential reports whether ref is env:NAME or file:/absolute/path,
+// the two ways a stack manifest names a credential.
+func validCredential(ref string) bool {
+	kind, v, ok := strings.Cut(ref, ":")
+	switch {
+	case !ok:
+		return false
+	case kind == "env":
+		return envPattern.MatchString(v)
+	case kind == "file":
+		return strings.HasPrefix(v, "/") && filepath.Clean(v) == v
+	}
+	return false
+}
+
+// checkBaseURL accepts https URLs, and http only to loopback, with no user
+// information, query or fragment.
+func checkBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("not an absolute URL")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("a base URL carries no credentials, query or fragment")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return errors.New("plain http only to loopback")
+		}
+	default:
+		return errors.New("want https")
+	}
+	return nil
+}
+
+func (c *checker) components() {
+	seen := map[string]bool{}
+	for i := range c.p.Components {
+		comp := &c.p.Components[i]
+		at := fmt.Sprintf("components[%d]", i)
+		if !slices.Contains(componentKinds, comp.Kind) {
+			c.fail(at+".kind", ErrInvalid, "want one of %s", strings.Join(componentKinds, ", "))
+		}
+		key := comp.Kind + "/" + comp.Name
+		if comp.Name == "" {
+			c.fail(at+".name", ErrRequired, "")
+		} else if seen[key] {
+			c.fail(at+".name", ErrDuplicate, "%s", key)
+		}
+		seen[key] = true
+		switch comp.Mode {
+		case "", ModeEnforce, ModeAudit:
+		default:
+			c.fail(at+".mode", ErrInvalid, "want enforce or audit")
+		}
+		if len(comp.Digests) == 0 && comp.Signers == nil {
+			c.fail(at, ErrRequired, "give digests, signers, or both")
+		}
+		c.signerRule(at+".signers", comp.Signers)
+		for j := range comp.Attestations {
+			c.attestation(fmt.Sprintf("%s.attestations[%d]", at, j), &comp.Attestations[j])
+		}
+		c.capabilities(at+".capabilities", comp.Kind, comp.Capabilities)
+	}
+}
+
+func (c *checker) signerRule(at string, r *SignerRule) {
+	if r == nil {
+		return
+	}
+	if len(r.AnyOf) == 0 {
+		c.fail(at+".anyOf", ErrRequired, "")
+	}
+	for j, n := range r.AnyOf {
+		if !c.signers[n] {
+			c.fail(fmt.Sprintf("%s.anyOf[%d]", at, j), ErrUnknownSigner, "no signer of that name in signers")
+		}
+	}
+	if r.Threshold < 0 || r.Threshold > len(r.AnyOf) {
+		c.fail(at+".threshold", ErrInvalid, "want 1 to %d", len(r.AnyOf))
+	}
+}
+
+func (c *checker) attestation(at string, a *AttestationRule) {
+	pt, err := attest.PredicateType(a.Type)
+	if err != nil {
+		c.fail(at+".type", ErrInvalid, "want cyclonedx, slsaprovenance, vsa or an absolute URI")
+		return
+	}
+	a.predicateType = pt
+	if (a.Builder != "" || a.SourceRepository != "") && pt != attest.PredicateSLSAProvenance {
+		c.fail(at, ErrInvalid, "builder and sourceRepository apply to slsaprovenance only")
+	}
+	c.signerRule(at+".signers", a.Signers)
+}
+
+func (c *checker) capabilities(at, kind string, caps Capabilities) {
+	if kind != "plugin" && kind != "agent" && (len(caps.Env) > 0 || len(caps.Credentials) > 0 || len(caps.Hooks) > 0) {
+		c.fail(at, ErrInvalid, "only plugins and agents are granted capabilities")
+		return
+	}
+	for j, e := range caps.Env {
+		if !envPattern.MatchString(e) {
+			c.fail(fmt.Sprintf("%s.env[%d]", at, j), ErrInvalid, "want an environment variable name")
+		}
+	}
+	for j, cr := range caps.Credentials {
+		if !c.creds[cr] {
+			c.fail(fmt.Sprintf("%s.credentials[%d]", at, j), ErrUnboundCredential, "no providers entry binds it to upstream hosts")
+		}
+	}
+	for j, h := range caps.Hooks {
+		if !slices.Contains(Hooks, h) {
+			c.fail(fmt.Sprintf("%s.hooks[%d]", at, j), ErrInvalid, "want one of %s", strings.Join(Hooks, ", "))
+		}
+		if kind != "plugin" {
+			c.fail(fmt.Sprintf("%s.hooks[%d]", at, j), ErrInvalid, "only plugins use hooks")
+		}
+	}
+}
+
+func (c *checker) sbom() {
+	for i := range c.p.SBOM.Deny {
+		r := &c.p.SBOM.Deny[i]
+		at := fmt.Sprintf("sbom.deny[%d]", i)
+		if err := r.compile(); err != nil {
+			field := at + ".purl"
+			if errors.Is(err, ErrVersionRange) {
+				field = at + ".versions"
+			}
+			c.fail(field, err, "")
+		}
+	}
+	for i, f := range c.p.SBOM.Require {
+		if !slices.Contains(requiredFields, f) {
+			c.fail(fmt.Sprintf("sbom.require[%d]", i), ErrInvalid, "want one of %s", strings.Join(requiredFields, ", "))
+		}
+	}
+	seen := map[string]bool{}
+	for i := range c.p.SBOM.Rules {
+		r := &c.p.SBOM.Rules[i]
+		at := fmt.Sprintf("sbom.rules[%d]", i)
+		c.name(at+".name", r.Name, seen)
+		for j, k := range r.Kinds {
+			if !slices.Contains(componentKinds, k) {
+				c.fail(fmt.Sprintf("%s.kinds[%d]", at, j), ErrInvalid, "want one of %s", strings.Join(componentKinds, ", "))
+			}
+		}
+		prg, err := compileCEL(r.Expression)
+		if err != nil {
+			c.fail(at+".expression", ErrCEL, "%v", err)
+			continue
+		}
+		r.program = prg
+	}
+}
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%q is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}

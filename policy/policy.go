@@ -1,0 +1,174 @@
+package policy
+
+import (
+	"crypto"
+	"regexp"
+	"time"
+
+	"github.com/google/cel-go/cel"
+
+	"github.com/trustgate/trustgate/digest"
+)
+
+// APIVersion and Kind are the only values a policy may declare.
+const (
+	APIVersion = "trustgate.dev/v1"
+	Kind       = "Policy"
+)
+
+// Modes say what a failed check does to a component.
+const (
+	ModeEnforce = "enforce" // the component is denied (the default)
+	ModeAudit   = "audit"   // the failure is reported, the component allowed
+)
+
+// Policy is a parsed, checked policy. Get one from Parse or LoadSigned; the
+// zero value names nothing and so denies everything.
+type Policy struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string      `yaml:"kind" json:"kind"`
+	Metadata   Metadata    `yaml:"metadata" json:"metadata"`
+	Version    uint64      `yaml:"version" json:"version"`
+	Expires    string      `yaml:"expires" json:"expires"`
+	Signers    []Signer    `yaml:"signers,omitempty" json:"signers,omitempty"`
+	Components []Component `yaml:"components,omitempty" json:"components,omitempty"`
+	Providers  []Provider  `yaml:"providers,omitempty" json:"providers,omitempty"`
+	SBOM       SBOMRules   `yaml:"sbom,omitempty" json:"sbom,omitempty"`
+	// Default is the mode for a component the policy does not name:
+	// "deny" (the default) or "audit".
+	Default string `yaml:"default,omitempty" json:"default,omitempty"`
+
+	// Set by Parse.
+	expires time.Time
+	source  Source
+}
+
+// Source is where a policy was read from.
+type Source struct {
+	File   string
+	Digest digest.Digest // SHA-256 of the policy's bytes
+}
+
+// Metadata names the policy.
+type Metadata struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+}
+
+// Signer is someone whose signature counts: a public key, or a keyless
+// identity (an OIDC issuer and a certificate subject, each exact or an
+// anchored regular expression, as cosign's --certificate-identity flags).
+type Signer struct {
+	Name    string    `yaml:"name" json:"name"`
+	Key     string    `yaml:"key,omitempty" json:"key,omitempty"`         // PEM public key
+	KeyFile string    `yaml:"keyFile,omitempty" json:"keyFile,omitempty"` // PEM file, relative to the policy
+	Keyless *Identity `yaml:"keyless,omitempty" json:"keyless,omitempty"`
+
+	publicKey crypto.PublicKey
+}
+
+// Identity is a keyless signer's certificate identity.
+type Identity struct {
+	Issuer        string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
+	IssuerRegexp  string `yaml:"issuerRegexp,omitempty" json:"issuerRegexp,omitempty"`
+	Subject       string `yaml:"subject,omitempty" json:"subject,omitempty"`
+	SubjectRegexp string `yaml:"subjectRegexp,omitempty" json:"subjectRegexp,omitempty"`
+
+	issuerRE, subjectRE *regexp.Regexp
+}
+
+// SignerRule asks for signatures from at least Threshold (k) of the n
+// signers named in AnyOf; a Threshold of 0 means 1.
+type SignerRule struct {
+	AnyOf     []string `yaml:"anyOf" json:"anyOf"`
+	Threshold int      `yaml:"threshold,omitempty" json:"threshold,omitempty"`
+}
+
+// Component is what the policy allows for one component of the stack,
+// matched by kind and name (and role, when given).
+type Component struct {
+	Name string `yaml:"name" json:"name"`
+	// Kind is gateway, plugin, agent, image or model.
+	Kind string `yaml:"kind" json:"kind"`
+	Role string `yaml:"role,omitempty" json:"role,omitempty"`
+	// Mode is enforce (default) or audit.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Digests, when given, are the only acceptable digests.
+	Digests []digest.Digest `yaml:"digests,omitempty" json:"digests,omitempty"`
+	// Signers, when given, must have signed the component.
+	Signers *SignerRule `yaml:"signers,omitempty" json:"signers,omitempty"`
+	// Attestations must exist for the component.
+	Attestations []AttestationRule `yaml:"attestations,omitempty" json:"attestations,omitempty"`
+	// Capabilities are what the component may receive; nothing by default.
+	Capabilities Capabilities `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+}
+
+// AttestationRule requires an attestation of one predicate type, signed as
+// Signers says, and for SLSA provenance made by Builder from
+// SourceRepository.
+type AttestationRule struct {
+	Type             string      `yaml:"type" json:"type"`
+	Signers          *SignerRule `yaml:"signers,omitempty" json:"signers,omitempty"`
+	Builder          string      `yaml:"builder,omitempty" json:"builder,omitempty"`
+	SourceRepository string      `yaml:"sourceRepository,omitempty" json:"sourceRepository,omitempty"`
+
+	predicateType string
+}
+
+// Capabilities are what a plugin or agent may be given.
+type Capabilities struct {
+	// Env lists environment variables passed through from the gateway's
+	// environment.
+	Env []string `yaml:"env,omitempty" json:"env,omitempty"`
+	// Credentials lists provider credentials (env:NAME or file:PATH, as in
+	// the stack manifest) the component may receive.
+	Credentials []string `yaml:"credentials,omitempty" json:"credentials,omitempty"`
+	// Hooks lists the gateway hooks a plugin may use.
+	Hooks []string `yaml:"hooks,omitempty" json:"hooks,omitempty"`
+}
+
+// Hooks a plugin may be granted.
+var Hooks = []string{"pre_request", "post_request", "pre_response", "post_response", "audit"}
+
+// Provider binds a credential to the upstream base URLs it may be sent to.
+type Provider struct {
+	Name       string   `yaml:"name,omitempty" json:"name,omitempty"`
+	Credential string   `yaml:"credential" json:"credential"`
+	BaseURLs   []string `yaml:"baseURLs" json:"baseURLs"`
+}
+
+// SBOMRules apply to the packages the SBOM lists under each component.
+type SBOMRules struct {
+	Deny    []PackageRule `yaml:"deny,omitempty" json:"deny,omitempty"`
+	Require []string      `yaml:"require,omitempty" json:"require,omitempty"`
+	Rules   []CELRule     `yaml:"rules,omitempty" json:"rules,omitempty"`
+}
+
+// PackageRule denies a package (a purl without version) in a version range
+// written in its ecosystem's scheme: PEP 440 specifiers for pypi, semver
+// constraints for golang, npm and cargo; "*" or empty for every version.
+type PackageRule struct {
+	Purl     string `yaml:"purl" json:"purl"`
+	Versions string `yaml:"versions,omitempty" json:"versions,omitempty"`
+	Reason   string `yaml:"reason,omitempty" json:"reason,omitempty"`
+
+	match              versionMatcher
+	purlType, purlName string
+}
+
+// CELRule is a CEL expression that must evaluate to true for each
+// component it applies to (all, or those of the listed kinds).
+type CELRule struct {
+	Name       string   `yaml:"name" json:"name"`
+	Expression string   `yaml:"expression" json:"expression"`
+	Message    string   `yaml:"message,omitempty" json:"message,omitempty"`
+	Kinds      []string `yaml:"kinds,omitempty" json:"kinds,omitempty"`
+
+	program cel.Program
+}
+
+// Source says where the policy came from.
+func (p *Policy) Source() Source { return p.source }
+
+// ExpiresAt is the policy's expiry time.
+func (p *Policy) ExpiresAt() time.Time { return p.expires }

@@ -1,0 +1,150 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/google/cel-go/common/types"
+
+	"github.com/anchore/packageurl-go"
+)
+
+// requiredFields are the SBOM fields a policy can require:
+//
+//	serialNumber          the BOM has a serial number
+//	metadata.component    the BOM names what it describes
+//	metadata.timestamp    the BOM says when it was made
+//	components.hashes     every top-level component carries a hash
+//	components.purl       every package nested in a component has a purl
+//	components.licenses   every package nested in a component names a license
+//	dependencies          the BOM has a dependency graph
+var requiredFields = []string{
+	"serialNumber", "metadata.component", "metadata.timestamp",
+	"components.hashes", "components.purl", "components.licenses", "dependencies",
+}
+
+// requiredFields checks the SBOM document for every required field.
+func (p *Policy) requiredFields(bom map[string]any) Decision {
+	d := Decision{Subject: "sbom", Mode: ModeEnforce}
+	for i, field := range p.SBOM.Require {
+		if bom == nil {
+			d.Violations = append(d.Violations, Violation{fmt.Sprintf("sbom.require[%d]", i), field, "no SBOM"})
+			continue
+		}
+		if missing := missingField(bom, field); missing != "" {
+			d.Violations = append(d.Violations, Violation{fmt.Sprintf("sbom.require[%d]", i), field, missing})
+		}
+	}
+	return d
+}
+
+// missingField returns "" when bom has field, else what lacks it.
+func missingField(bom map[string]any, field string) string {
+	comps, _ := bom["components"].([]any)
+	switch field {
+	case "serialNumber", "dependencies":
+		if isEmpty(bom[field]) {
+			return "missing"
+		}
+	case "metadata.component", "metadata.timestamp":
+		if isEmpty(lookupAny(bom, "metadata", field[len("metadata."):])) {
+			return "missing"
+		}
+	case "components.hashes":
+		for _, c := range comps {
+			m, _ := c.(map[string]any)
+			if isEmpty(m["hashes"]) {
+				return fmt.Sprintf("component %q has none", m["bom-ref"])
+			}
+		}
+	case "components.purl", "components.licenses":
+		key := field[len("components."):]
+		for _, c := range comps {
+			m, _ := c.(map[string]any)
+			nested, _ := m["components"].([]any)
+			for _, n := range nested {
+				nm, _ := n.(map[string]any)
+				if isEmpty(nm[key]) {
+					return fmt.Sprintf("package %q in %q has none", nm["name"], m["name"])
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func isEmpty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// celViolations runs the CEL rules that apply to c. An evaluation error
+// (a missing key, the cost limit) is a violation: a rule that cannot say
+// yes says no.
+func (p *Policy) celViolations(c ComponentFacts, f Facts) []Violation {
+	var out []Violation
+	for i := range p.SBOM.Rules {
+		r := &p.SBOM.Rules[i]
+		if r.program == nil || (len(r.Kinds) > 0 && !slices.Contains(r.Kinds, c.Kind)) {
+			continue
+		}
+		want := r.Message
+		if want == "" {
+			want = r.Expression
+		}
+		at := fmt.Sprintf("sbom.rules[%d] (%s)", i, r.Name)
+		val, _, err := r.program.Eval(map[string]any{
+			"component": componentValue(c),
+			"sbom":      orEmpty(f.SBOM),
+			"statement": orEmpty(f.Statement),
+			"now":       f.Now,
+		})
+		switch {
+		case err != nil:
+			out = append(out, Violation{at, want, "evaluation error: " + firstLine(err.Error())})
+		case val != types.True:
+			out = append(out, Violation{at, want, "false"})
+		}
+	}
+	return out
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// componentValue is the "component" variable CEL rules see.
+func componentValue(c ComponentFacts) map[string]any {
+	pkgs := make([]any, 0, len(c.Packages))
+	for _, purl := range c.Packages {
+		m := map[string]any{"purl": purl, "type": "", "name": "", "version": ""}
+		if p, err := packageurl.FromString(purl); err == nil {
+			m["type"], m["version"] = p.Type, p.Version
+			m["name"] = p.Name
+			if p.Namespace != "" {
+				m["name"] = p.Namespace + "/" + p.Name
+			}
+		}
+		pkgs = append(pkgs, m)
+	}
+	signers := make([]any, len(c.Signers))
+	for i, s := range c.Signers {
+		signers[i] = s
+	}
+	return map[string]any{
+		"name": c.Name, "kind": c.Kind, "role": c.Role, "digest": c.Digest,
+		"packages": pkgs, "signers": signers,
+	}
+}
