@@ -166,8 +166,8 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 	if pc.Role != "" && pc.Role != c.Role {
 		*v = append(*v, Violation{at + ".role", pc.Role, orNone(c.Role)})
 	}
-	if len(pc.Digests) > 0 && !slices.ContainsFunc(pc.Digests, func(dg digest.Digest) bool { return dg.String() == c.Digest }) {
-		*v = append(*v, Violation{at + ".digests", oneOf(digestStrings(pc.Digests)), orNone(c.Digest)})
+	if len(pc.digests) > 0 && !slices.ContainsFunc(pc.digests, func(dg digest.Digest) bool { return dg.String() == c.Digest }) {
+		*v = append(*v, Violation{at + ".digests", oneOf(pc.Digests), orNone(c.Digest)})
 	}
 	if pc.Signers != nil {
 		if ok, want, got := pc.Signers.satisfied(c.Signers); !ok {
@@ -188,14 +188,6 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		d.Grants = &g
 	}
 	return d
-}
-
-func digestStrings[T fmt.Stringer](ds []T) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.String()
-	}
-	return out
 }
 
 func orNone(s string) string {

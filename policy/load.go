@@ -378,6 +378,14 @@ func (c *checker) components() {
 		default:
 			c.fail(at+".mode", ErrInvalid, "want enforce or audit")
 		}
+		for j, d := range comp.Digests {
+			parsed, err := digest.Parse(d)
+			if err != nil || (parsed.Algorithm() != digest.SHA256 && parsed.Algorithm() != digest.H1) {
+				c.fail(fmt.Sprintf("%s.digests[%d]", at, j), ErrInvalid, "want sha256:<64 hex> or h1:<base64>")
+				continue
+			}
+			comp.digests = append(comp.digests, parsed)
+		}
 		if len(comp.Digests) == 0 && comp.Signers == nil {
 			c.fail(at, ErrRequired, "give digests, signers, or both")
 		}

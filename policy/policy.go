@@ -93,14 +93,17 @@ type Component struct {
 	Role string `yaml:"role,omitempty" json:"role,omitempty"`
 	// Mode is enforce (default) or audit.
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
-	// Digests, when given, are the only acceptable digests.
-	Digests []digest.Digest `yaml:"digests,omitempty" json:"digests,omitempty"`
+	// Digests, when given, are the only acceptable digests: sha256:<hex>
+	// for files and images, h1:<base64> for directories.
+	Digests []string `yaml:"digests,omitempty" json:"digests,omitempty"`
 	// Signers, when given, must have signed the component.
 	Signers *SignerRule `yaml:"signers,omitempty" json:"signers,omitempty"`
 	// Attestations must exist for the component.
 	Attestations []AttestationRule `yaml:"attestations,omitempty" json:"attestations,omitempty"`
 	// Capabilities are what the component may receive; nothing by default.
 	Capabilities Capabilities `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+
+	digests []digest.Digest
 }
 
 // AttestationRule requires an attestation of one predicate type, signed as

@@ -51,7 +51,7 @@ func BadStacks(t testing.TB) []BadStack {
 	var out []BadStack
 	for _, f := range files {
 		c := BadStack{Name: strings.TrimSuffix(filepath.Base(f), ".yaml")}
-		c.Kind, c.Line, c.Field = readWant(t, f)
+		c.Kind, c.Line, c.Field = ReadWant(t, f)
 		dir := StackDir(t)
 		c.File = filepath.Join(dir, filepath.Base(f))
 		data, err := os.ReadFile(f)
@@ -88,7 +88,9 @@ func StackDir(t testing.TB) string {
 	return dir
 }
 
-func readWant(t testing.TB, file string) (kind string, line int, field string) {
+// ReadWant reads a fixture's first line, "# want: KIND LINE [FIELD]": the
+// name of the expected sentinel error, its line (0 for none) and its field.
+func ReadWant(t testing.TB, file string) (kind string, line int, field string) {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {

@@ -270,7 +270,15 @@ func (w walker) walk(n *yaml.Node, t reflect.Type, path string) error {
 		return nil // the type checks itself
 	}
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
-		return w.scalar(n, path, "a string")
+		if err := w.scalar(n, path, "a string"); err != nil {
+			return err
+		}
+		// Parse it here, so that a bad value is reported at its line and
+		// field (the type's own message may quote the value; it is dropped).
+		if reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)) != nil {
+			return w.ix.errAt(n, path, fmt.Errorf("%w: not a valid value for this field", ErrWrongType))
+		}
+		return nil
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
