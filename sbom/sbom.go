@@ -18,23 +18,23 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
 
-// Property names trustgate writes on components. Verifiers read them.
+// Property names trustgate writes on components (see package sbomprop,
+// which verifiers read them through).
 const (
-	PropKind    = "trustgate:kind"    // gateway, plugin, agent, image or model
-	PropRole    = "trustgate:role"    // the component's role from the manifest
-	PropPath    = "trustgate:path"    // path relative to the manifest
-	PropDigest  = "trustgate:digest"  // sha256:<hex> for files and images, h1:<base64> for directories
-	PropCommand = "trustgate:command" // JSON array: command then args
-	PropImage   = "trustgate:image"   // name of the image entry a component runs from
-	// PropImageSource says where an image was read: ref, ociLayout or archive.
-	PropImageSource = "trustgate:image:source"
-	// PropImageConfig is an image's config digest (its "image ID").
-	PropImageConfig = "trustgate:image:config"
-	PropProvider    = "trustgate:provider"   // a model's provider
-	PropCredential  = "trustgate:credential" // a provider's credential reference: env:NAME or file:PATH
+	PropKind        = sbomprop.Kind
+	PropRole        = sbomprop.Role
+	PropPath        = sbomprop.Path
+	PropDigest      = sbomprop.Digest
+	PropCommand     = sbomprop.Command
+	PropImage       = sbomprop.Image
+	PropImageSource = sbomprop.ImageSource
+	PropImageConfig = sbomprop.ImageConfig
+	PropProvider    = sbomprop.Provider
+	PropCredential  = sbomprop.Credential
 )
 
 // Kinds of error Generate returns; match with errors.Is.

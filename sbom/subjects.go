@@ -7,6 +7,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/sbomprop"
 )
 
 // Subjects lists what an attestation of bom is about: the stack manifest
@@ -25,7 +26,7 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 	seen := map[string]attest.Subject{}
 	var out []attest.Subject
 	for _, c := range all {
-		d := propValue(c.Properties, PropDigest)
+		d := sbomprop.Get(c.Properties, PropDigest)
 		if d == "" {
 			continue
 		}
@@ -41,7 +42,7 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 		default:
 			return nil, fmt.Errorf("sbom: component %q: digest %s cannot be a subject", c.BOMRef, parsed.Algorithm())
 		}
-		s := attest.Subject{Name: propValue(c.Properties, PropPath), Digest: map[string]string{alg: parsed.Hex()}}
+		s := attest.Subject{Name: sbomprop.Get(c.Properties, PropPath), Digest: map[string]string{alg: parsed.Hex()}}
 		if s.Name == "" {
 			s.Name = c.BOMRef
 		}
@@ -55,16 +56,4 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func propValue(ps *[]cdx.Property, name string) string {
-	if ps == nil {
-		return ""
-	}
-	for _, p := range *ps {
-		if p.Name == name {
-			return p.Value
-		}
-	}
-	return ""
 }

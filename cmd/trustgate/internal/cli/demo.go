@@ -14,6 +14,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/sbom"
+	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
 
@@ -166,14 +167,14 @@ func printSummary(out io.Writer, bom *cdx.BOM) {
 	fmt.Fprintln(tw, "   KIND\tNAME\tDIGEST\tPACKAGES\tFOR EXAMPLE")
 	for _, c := range *bom.Components {
 		n, sample := packages(c)
-		fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\n", prop(c.Properties, sbom.PropKind), c.Name,
-			short(prop(c.Properties, sbom.PropDigest)), n, sample)
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\n", sbomprop.Get(c.Properties, sbom.PropKind), c.Name,
+			short(sbomprop.Get(c.Properties, sbom.PropDigest)), n, sample)
 	}
 	tw.Flush()
 	if bom.Services != nil {
 		fmt.Fprintln(out, "\n   Providers (credentials by reference only):")
 		for _, s := range *bom.Services {
-			fmt.Fprintf(out, "   - %s at %s, credential %s\n", s.Name, strings.Join(*s.Endpoints, ", "), prop(s.Properties, sbom.PropCredential))
+			fmt.Fprintf(out, "   - %s at %s, credential %s\n", s.Name, strings.Join(*s.Endpoints, ", "), sbomprop.Get(s.Properties, sbom.PropCredential))
 		}
 	}
 }
@@ -189,18 +190,6 @@ func packages(c cdx.Component) (int, string) {
 		}
 	}
 	return len(*c.Components), strings.Join(names, " ")
-}
-
-func prop(ps *[]cdx.Property, name string) string {
-	if ps == nil {
-		return ""
-	}
-	for _, p := range *ps {
-		if p.Name == name {
-			return p.Value
-		}
-	}
-	return ""
 }
 
 // short abbreviates a digest for a table: algorithm and 12 characters.

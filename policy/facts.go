@@ -1,0 +1,65 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+
+	"github.com/trustgate/trustgate/sbomprop"
+)
+
+// FactsFromSBOM reads what a trustgate SBOM says about a deployment: each
+// component with the digest recorded for it and the packages found inside
+// it, and where each provider's credential is sent. It is what `policy
+// test` evaluates. It does not check the digests against the artifacts or
+// verify any signature: that is verify's job, which adds signers and
+// attestations to the facts.
+func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
+	f := Facts{Now: now}
+	if bom == nil {
+		return f, fmt.Errorf("no SBOM")
+	}
+	if bom.Components != nil {
+		for _, c := range *bom.Components {
+			kind := sbomprop.Get(c.Properties, sbomprop.Kind)
+			if kind == "" {
+				continue // not one of trustgate's top-level components
+			}
+			if kind == "model" && sbomprop.Get(c.Properties, sbomprop.Digest) == "" {
+				continue // a model served by a provider: no artifact here to pin
+			}
+			cf := ComponentFacts{
+				Kind: kind, Name: c.Name,
+				Role:   sbomprop.Get(c.Properties, sbomprop.Role),
+				Digest: sbomprop.Get(c.Properties, sbomprop.Digest),
+			}
+			if c.Components != nil {
+				for _, p := range *c.Components {
+					if p.PackageURL != "" {
+						cf.Packages = append(cf.Packages, p.PackageURL)
+					}
+				}
+			}
+			f.Components = append(f.Components, cf)
+		}
+	}
+	if bom.Services != nil {
+		for _, s := range *bom.Services {
+			pf := ProviderFacts{Name: s.Name, Credential: sbomprop.Get(s.Properties, sbomprop.Credential)}
+			if s.Endpoints != nil && len(*s.Endpoints) > 0 {
+				pf.BaseURL = (*s.Endpoints)[0]
+			}
+			f.Providers = append(f.Providers, pf)
+		}
+	}
+	raw, err := json.Marshal(bom)
+	if err != nil {
+		return f, err
+	}
+	if err := json.Unmarshal(raw, &f.SBOM); err != nil {
+		return f, err
+	}
+	return f, nil
+}

@@ -1,0 +1,96 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"text/template"
+	"time"
+)
+
+// InitValidity is how long a policy from Init is valid.
+const InitValidity = 90 * 24 * time.Hour
+
+// Init writes a starting policy for the deployment the facts describe
+// (FactsFromSBOM): every component pinned to today's digest, no signer, no
+// capability granted, each credential bound to the one host the stack sends
+// it to today, the known-compromised litellm releases denied, and comments
+// that say what a person must review before signing it.
+func Init(name string, f Facts) ([]byte, error) {
+	var buf bytes.Buffer
+	err := initTemplate.Execute(&buf, map[string]any{
+		"Name":    name,
+		"Today":   f.Now.UTC().Format("2006-01-02"),
+		"Expires": f.Now.UTC().Add(InitValidity).Truncate(time.Second).Format(time.RFC3339),
+		"Facts":   f,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// What Init writes must load: check it before anyone sees it.
+	if _, err := Parse("init", buf.Bytes(), Options{Now: f.Now}); err != nil {
+		return nil, fmt.Errorf("policy init made a policy that does not load: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+var initTemplate = template.Must(template.New("policy").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(
+	`# trustgate policy for the deployment {{q .Name}}, written by trustgate policy init
+# on {{.Today}} from what the deployment holds today. Review every REVIEW line,
+# run trustgate policy lint, then sign it with trustgate policy sign.
+apiVersion: trustgate.dev/v1
+kind: Policy
+metadata:
+  name: {{q .Name}}
+# REVIEW: raise the version with every change; verifiers refuse a lower one.
+version: 1
+# REVIEW: the policy stops being valid at this time; sign a new one before.
+expires: {{q .Expires}}
+# REVIEW: who may sign components and attestations. For example:
+#   - name: release
+#     keyFile: release.pub
+#   - name: ci
+#     keyless:
+#       issuer: https://token.actions.githubusercontent.com
+#       subjectRegexp: ^https://github\.com/ORG/REPO/\.github/workflows/release\.yml@refs/heads/main$
+# then require them per component with  signers: {anyOf: [release, ci]}
+signers: []
+# Anything the deployment runs that is not named here is denied.
+components:
+{{- range .Facts.Components}}
+  - name: {{q .Name}}
+    kind: {{.Kind}}
+{{- if .Role}}
+    role: {{.Role}}
+{{- end}}
+    # Pinned to today's digest. REVIEW: add signers and attestations
+    # (such as type: cyclonedx) so that a new release can pass without a
+    # new policy.
+    digests: [{{q .Digest}}]
+{{- if or (eq .Kind "plugin") (eq .Kind "agent")}}
+    # Grants nothing: no environment variable, no provider credential, no
+    # hook. REVIEW: list what it needs under env, credentials and hooks.
+    capabilities: {}
+{{- end}}
+{{- end}}
+# Each credential may be sent only to the base URL the stack uses today.
+# REVIEW: a config that points a key anywhere else is refused.
+providers:
+{{- range .Facts.Providers}}
+  - name: {{q .Name}}
+    credential: {{q .Credential}}
+    baseURLs: [{{q .BaseURL}}]
+{{- end}}
+sbom:
+  deny:
+    # The litellm releases that stole every credential on the host (2026).
+    - purl: pkg:pypi/litellm
+      versions: ">=1.82.7,<=1.82.8"
+      reason: compromised releases 1.82.7 and 1.82.8
+  require: [metadata.component, components.hashes]
+  # REVIEW: add CEL rules for anything else, for example
+  #   rules:
+  #     - name: no-npm-in-plugins
+  #       kinds: [plugin]
+  #       expression: component.packages.all(p, p.type != "npm")
+`))

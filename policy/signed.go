@@ -1,0 +1,231 @@
+package policy
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/trustgate/trustgate/attest"
+)
+
+// Errors of LoadSigned, one per way a policy is refused.
+var (
+	ErrUnsigned        = errors.New("policy is not signed")
+	ErrUntrustedSigner = errors.New("policy is not signed by a trusted signer")
+	ErrNotPolicy       = errors.New("bundle does not attest a trustgate policy")
+	ErrTampered        = errors.New("policy does not match its signature (changed after signing)")
+	ErrRollback        = errors.New("policy is older than the last one accepted")
+)
+
+// Statement is the in-toto statement that signs a policy: its subject is
+// the policy file (by name and SHA-256), its predicate names the policy,
+// version and expiry.
+func Statement(name string, data []byte, p *Policy) (*attest.Statement, error) {
+	pred, err := json.Marshal(map[string]any{
+		"name": p.Metadata.Name, "version": p.Version, "expires": p.Expires,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	return attest.NewStatement(attest.PredicatePolicy, pred,
+		attest.Subject{Name: filepath.Base(name), Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}})
+}
+
+// TrustRoot is who may sign policies: public keys, keyless identities, and
+// the Sigstore trust material (certificate authorities, logs, timestamp
+// authorities, as in a trusted_root.json) that keyless signatures are
+// checked against.
+type TrustRoot struct {
+	Keys       []crypto.PublicKey
+	Identities []Identity
+	// Material is needed for keyless signers; nil allows keys only.
+	Material root.TrustedMaterial
+}
+
+// LoadSigned checks a signed policy and returns it: the bundle must verify
+// under the trust root, attest a trustgate policy, and name exactly these
+// bytes; the policy must parse, not be expired at now, and not be older
+// than the last policy of its name that state accepted (state is then
+// updated). A nil state skips the rollback check: only for tools that
+// never decide what runs.
+func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, state *State, now time.Time) (*Policy, error) {
+	if len(bundleJSON) == 0 {
+		return nil, ErrUnsigned
+	}
+	b, err := attest.ParseBundle(bundleJSON)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsigned, err)
+	}
+	if b.GetDsseEnvelope().GetPayloadType() != attest.PayloadType {
+		return nil, ErrNotPolicy
+	}
+	res, err := verifySigner(b, tr)
+	if err != nil {
+		return nil, err
+	}
+	if res.Statement == nil || res.Statement.GetPredicateType() != attest.PredicatePolicy {
+		return nil, ErrNotPolicy
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	subjects := res.Statement.GetSubject()
+	if len(subjects) != 1 || subjects[0].GetDigest()["sha256"] != want {
+		return nil, fmt.Errorf("%w: %s is sha256:%s", ErrTampered, file, want)
+	}
+	p, err := Parse(file, data, Options{})
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(p.expires) {
+		return nil, fmt.Errorf("%w: at %s", ErrExpired, p.expires.UTC().Format(time.RFC3339))
+	}
+	if state != nil {
+		if err := state.accept(p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// verifySigner finds a trusted signer whose signature the bundle carries.
+// The artifact is bound afterwards (ErrTampered), so that a changed policy
+// and an untrusted signer are told apart.
+func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult, error) {
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, err)
+	}
+	var last error = errors.New("the trust root names no signer")
+	if vc.Certificate() != nil {
+		if tr.Material == nil {
+			return nil, fmt.Errorf("%w: signed keyless, and no trusted root was given", ErrUntrustedSigner)
+		}
+		v, err := sgverify.NewVerifier(tr.Material, sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1))
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range tr.Identities {
+			cid, err := sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp)
+			if err != nil {
+				return nil, err
+			}
+			res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(cid)))
+			if err == nil {
+				return res, nil
+			}
+			last = err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
+	}
+	for _, k := range tr.Keys {
+		sv, err := signature.LoadDefaultVerifier(k)
+		if err != nil {
+			return nil, err
+		}
+		var tm root.TrustedMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
+		})
+		if tr.Material != nil {
+			tm = root.TrustedMaterialCollection{tr.Material, tm}
+		}
+		v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
+		if err != nil {
+			return nil, err
+		}
+		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithKey()))
+		if err == nil {
+			return res, nil
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
+}
+
+// State remembers the last policy version a verifier accepted, per policy
+// name, in a small JSON file, so that an older signed policy cannot be
+// replayed.
+type State struct {
+	// Path is the state file; it is created on first use.
+	Path string
+}
+
+type stateFile struct {
+	Accepted map[string]acceptedPolicy `json:"accepted"`
+}
+
+type acceptedPolicy struct {
+	Version uint64 `json:"version"`
+	Digest  string `json:"digest"`
+}
+
+// accept checks p against the last accepted version of its name and
+// records it: a lower version, or the same version with other content, is
+// ErrRollback.
+func (s *State) accept(p *Policy) error {
+	st := stateFile{Accepted: map[string]acceptedPolicy{}}
+	data, err := os.ReadFile(s.Path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("policy state %q: %w", s.Path, err)
+	case len(data) > 1<<20:
+		return fmt.Errorf("policy state %q: larger than 1 MiB", s.Path)
+	default:
+		if err := json.Unmarshal(data, &st); err != nil || st.Accepted == nil {
+			// A damaged state file must not reset the version to zero.
+			return fmt.Errorf("policy state %q: not readable; refusing rather than forgetting the last version", s.Path)
+		}
+	}
+	name, digest := p.Metadata.Name, p.source.Digest.String()
+	last, seen := st.Accepted[name]
+	switch {
+	case seen && p.Version < last.Version:
+		return fmt.Errorf("%w: %q version %d, last accepted %d", ErrRollback, name, p.Version, last.Version)
+	case seen && p.Version == last.Version && digest != last.Digest:
+		return fmt.Errorf("%w: %q version %d was accepted with other content; raise the version", ErrRollback, name, p.Version)
+	case seen && p.Version == last.Version:
+		return nil
+	}
+	st.Accepted[name] = acceptedPolicy{Version: p.Version, Digest: digest}
+	out, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(s.Path, out)
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("policy state %q: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".policy-state-*")
+	if err != nil {
+		return fmt.Errorf("policy state %q: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("policy state %q: %w", path, err)
+	}
+	return nil
+}

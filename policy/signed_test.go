@@ -1,0 +1,159 @@
+package policy
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/sigstoretest"
+)
+
+var signNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// policyText is good.yaml with its version and expiry replaced.
+func policyText(t *testing.T, version, expires string) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/policies/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(data), "version: 3", "version: "+version, 1)
+	s = strings.Replace(s, `expires: "2099-01-01T00:00:00Z"`, `expires: "`+expires+`"`, 1)
+	// Signed policies carry keys inline in practice; keyFile needs a
+	// folder, which LoadSigned does not take. Use an inline key.
+	pub, _ := os.ReadFile("testdata/policies/keys/release.pub")
+	inline := "    key: |\n      " + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ")
+	return []byte(strings.Replace(s, "    keyFile: keys/release.pub", inline, 1))
+}
+
+func signPolicy(t *testing.T, k *attest.Key, data []byte) []byte {
+	t.Helper()
+	p, err := Parse("policy.yaml", data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Statement("policy.yaml", data, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := attest.MarshalBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestLoadSigned(t *testing.T) {
+	signer, _ := attest.GenerateKey(attest.ECDSAP256)
+	stranger, _ := attest.GenerateKey(attest.ECDSAP256)
+	trust := TrustRoot{Keys: []crypto.PublicKey{signer.Public()}}
+	state := &State{Path: filepath.Join(t.TempDir(), "state", "policy-state.json")}
+
+	v3 := policyText(t, "3", "2027-01-01T00:00:00Z")
+	v3bundle := signPolicy(t, signer, v3)
+	p, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow)
+	if err != nil {
+		t.Fatalf("a signed policy does not load: %v", err)
+	}
+	if p.Version != 3 {
+		t.Fatalf("version %d", p.Version)
+	}
+	// Loading it again is fine; the state already holds it.
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow); err != nil {
+		t.Fatalf("reloading the same policy: %v", err)
+	}
+
+	v2 := policyText(t, "2", "2027-01-01T00:00:00Z")
+	v3other := policyText(t, "3", "2027-06-01T00:00:00Z")
+	expired := policyText(t, "4", "2026-11-01T00:00:00Z")
+	tampered := []byte(strings.Replace(string(v3), "LOG_LEVEL", "AWS_SECRET_ACCESS_KEY", 1))
+	sbomStatement, _ := attest.NewStatement(attest.PredicateCycloneDX, []byte(`{"bomFormat":"CycloneDX"}`),
+		attest.Subject{Name: "policy.yaml", Digest: map[string]string{"sha256": digest.FromBytes(v3).Hex()}})
+	sbomBundle, _ := attest.Sign(context.Background(), sbomStatement, signer, attest.Services{})
+	sbomRaw, _ := attest.MarshalBundle(sbomBundle)
+
+	cases := []struct {
+		name   string
+		data   []byte
+		bundle []byte
+		trust  TrustRoot
+		want   error
+	}{
+		{"unsigned", v3, nil, trust, ErrUnsigned},
+		{"not a bundle", v3, []byte(`{"hello":"world"}`), trust, ErrUnsigned},
+		{"untrusted key", v3, signPolicy(t, stranger, v3), trust, ErrUntrustedSigner},
+		{"no trusted keys at all", v3, v3bundle, TrustRoot{}, ErrUntrustedSigner},
+		{"tampered after signing", tampered, v3bundle, trust, ErrTampered},
+		{"another attestation of the same file", v3, sbomRaw, trust, ErrNotPolicy},
+		{"expired", expired, signPolicy(t, signer, expired), trust, ErrExpired},
+		{"older version", v2, signPolicy(t, signer, v2), trust, ErrRollback},
+		{"same version, other content", v3other, signPolicy(t, signer, v3other), trust, ErrRollback},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := LoadSigned("policy.yaml", c.data, c.bundle, c.trust, state, signNow)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+
+	// A damaged state file refuses instead of forgetting the version.
+	if err := os.WriteFile(state.Path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow); err == nil || !strings.Contains(err.Error(), "not readable") {
+		t.Fatalf("damaged state: %v", err)
+	}
+}
+
+// A keyless-signed policy loads under the identity that signed it, with
+// the trusted root of the real Sigstore services on loopback, and is
+// refused under another identity.
+func TestLoadSignedKeyless(t *testing.T) {
+	env := sigstoretest.Start(t)
+	data := policyText(t, "5", "2027-01-01T00:00:00Z")
+	p, err := Parse("policy.yaml", data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Statement("policy.yaml", data, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := attest.Services{Fulcio: env.FulcioURL, Rekor: []attest.Log{{URL: env.RekorURL, Version: 2}}, TSA: []string{env.TSAURL}}
+	b, err := attest.SignKeyless(context.Background(), st, env.Token(t, sigstoretest.DefaultIdentity), svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := attest.MarshalBundle(b)
+	material, err := root.NewTrustedRootFromJSON(env.TrustedRootJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	good := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, Subject: san}}}
+	if _, err := LoadSigned("policy.yaml", data, raw, good, nil, time.Now()); err != nil {
+		t.Fatalf("keyless policy does not load: %v", err)
+	}
+	other := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, SubjectRegexp: `^someone-else@.*$`}}}
+	if _, err := LoadSigned("policy.yaml", data, raw, other, nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+		t.Fatalf("other identity: got %v, want ErrUntrustedSigner", err)
+	}
+	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+		t.Fatalf("no trusted root: got %v, want ErrUntrustedSigner", err)
+	}
+}

@@ -1,0 +1,35 @@
+// Package sbomprop names the CycloneDX properties trustgate writes on the
+// components of an SBOM, for the packages that read them (policy, verify)
+// without importing the SBOM generator.
+package sbomprop
+
+import cdx "github.com/CycloneDX/cyclonedx-go"
+
+// Property names trustgate writes on components.
+const (
+	Kind    = "trustgate:kind"    // gateway, plugin, agent, image or model
+	Role    = "trustgate:role"    // the component's role from the manifest
+	Path    = "trustgate:path"    // path relative to the manifest
+	Digest  = "trustgate:digest"  // sha256:<hex> for files and images, h1:<base64> for directories
+	Command = "trustgate:command" // JSON array: command then args
+	Image   = "trustgate:image"   // name of the image entry a component runs from
+	// ImageSource says where an image was read: ref, ociLayout or archive.
+	ImageSource = "trustgate:image:source"
+	// ImageConfig is an image's config digest (its "image ID").
+	ImageConfig = "trustgate:image:config"
+	Provider    = "trustgate:provider"   // a model's provider
+	Credential  = "trustgate:credential" // a provider's credential reference: env:NAME or file:PATH
+)
+
+// Get returns the value of the first property called name, or "".
+func Get(ps *[]cdx.Property, name string) string {
+	if ps == nil {
+		return ""
+	}
+	for _, p := range *ps {
+		if p.Name == name {
+			return p.Value
+		}
+	}
+	return ""
+}
