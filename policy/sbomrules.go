@@ -3,10 +3,13 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/cel-go/common/types"
 
 	"github.com/anchore/packageurl-go"
+
+	"github.com/trustgate/trustgate/sbomprop"
 )
 
 // requiredFields are the SBOM fields a policy can require:
@@ -14,7 +17,10 @@ import (
 //	serialNumber          the BOM has a serial number
 //	metadata.component    the BOM names what it describes
 //	metadata.timestamp    the BOM says when it was made
-//	components.hashes     every top-level component carries a hash
+//	components.hashes     every top-level component carries a hash (a
+//	                      folder: its h1 tree digest, which CycloneDX has
+//	                      no hash algorithm for, as trustgate:digest; a
+//	                      model served by a provider has no bytes to hash)
 //	components.purl       every package nested in a component has a purl
 //	components.licenses   every package nested in a component names a license
 //	dependencies          the BOM has a dependency graph
@@ -53,7 +59,7 @@ func missingField(bom map[string]any, field string) string {
 	case "components.hashes":
 		for _, c := range comps {
 			m, _ := c.(map[string]any)
-			if isEmpty(m["hashes"]) {
+			if isEmpty(m["hashes"]) && !hashExempt(m) {
 				return fmt.Sprintf("component %q has none", m["bom-ref"])
 			}
 		}
@@ -147,4 +153,20 @@ func componentValue(c ComponentFacts) map[string]any {
 		"name": c.Name, "kind": c.Kind, "role": c.Role, "digest": c.Digest,
 		"packages": pkgs, "signers": signers,
 	}
+}
+
+// hashExempt reports whether a component without hashes is still pinned
+// (a folder, by its h1 tree digest property) or has nothing to pin (a
+// model with no digest: one a provider serves).
+func hashExempt(m map[string]any) bool {
+	props := map[string]string{}
+	list, _ := m["properties"].([]any)
+	for _, p := range list {
+		pm, _ := p.(map[string]any)
+		name, _ := pm["name"].(string)
+		value, _ := pm["value"].(string)
+		props[name] = value
+	}
+	d := props[sbomprop.Digest]
+	return strings.HasPrefix(d, "h1:") || (props[sbomprop.Kind] == "model" && d == "")
 }
