@@ -148,6 +148,14 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
 	}
+	for _, f := range []string{"policy.yaml", "policy.yaml.bundle.json", "policy-state.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("demo kept no %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(stdout, "9 of 9 decisions pass") {
+		t.Errorf("demo's dry run of its own policy does not pass:\n%s", stdout)
+	}
 	sbomBytes, err := os.ReadFile(filepath.Join(dir, "sbom.cdx.json"))
 	if err != nil {
 		t.Fatalf("demo kept no SBOM: %v", err)

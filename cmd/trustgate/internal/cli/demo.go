@@ -1,18 +1,21 @@
 package cli
 
 import (
+	"crypto"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/example"
+	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
@@ -26,8 +29,9 @@ func NewDemoCmd() *cobra.Command {
 		Short: "Run trustgate on the built-in example deployment",
 		Long: `Build the example AI gateway deployment (a gateway, a Go and a Python
 guardrail plugin, a compliance agent, a local model and the gateway's image),
-inventory it as a CycloneDX SBOM, and sign the SBOM with a throwaway key as an
-in-toto attestation in a Sigstore bundle.
+inventory it as a CycloneDX SBOM, sign the SBOM with a throwaway key as an
+in-toto attestation in a Sigstore bundle, then write a policy for it (policy
+init), test it, sign it and load it back as a verifier does.
 
 Run it from a trustgate checkout: it builds the example's Go programs from
 source. With --dir the example and its SBOM are kept there; otherwise they
@@ -88,43 +92,47 @@ func runDemo(cmd *cobra.Command, dir string) error {
 	printSummary(out, bom)
 
 	fmt.Fprintf(out, "\n3. Signing the SBOM as an in-toto attestation\n")
-	return demoAttest(cmd, dir, kept, bom, data)
+	key, err := demoAttest(cmd, dir, kept, bom, data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n4. Writing a policy for the deployment and signing it\n")
+	return demoPolicy(cmd, dir, s.Metadata.Name, bom, key)
 }
 
-// emptyTrustedRoot is a Sigstore trusted root that trusts no CA, log or
-// timestamp authority: what cosign needs offline to check a key signature.
-const emptyTrustedRoot = `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}
-`
-
-// demoAttest makes a throwaway key and signs the SBOM about the manifest and
-// every component, as "trustgate sbom --attest --key" does.
-func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []byte) error {
+// demoPolicy runs policy init, lint, a dry-run test and sign on the
+// example, then loads the signed policy as a verifier would.
+func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.Key) error {
 	out := cmd.OutOrStdout()
-	key, err := attest.GenerateKey(attest.ECDSAP256)
+	now := time.Now()
+	facts, err := policy.FactsFromSBOM(bom, now)
 	if err != nil {
 		return err
 	}
-	priv, err := key.MarshalPrivate(nil)
+	text, err := policy.Init(name, facts)
 	if err != nil {
 		return err
 	}
-	pub, err := key.MarshalPublic()
+	polPath := filepath.Join(dir, "policy.yaml")
+	if err := writeFileAtomic(polPath, text, 0o644); err != nil {
+		return err
+	}
+	p, err := policy.Parse(polPath, text, policy.Options{Now: now})
 	if err != nil {
 		return err
 	}
-	keyPath, pubPath := filepath.Join(dir, "demo.key"), filepath.Join(dir, "demo.pub")
-	if err := writeFileAtomic(keyPath, priv, 0o600); err != nil {
-		return err
+	fmt.Fprintf(out, "   wrote %s (policy init): %d components pinned, no capability granted, litellm 1.82.7 and 1.82.8 denied; lint: no problems\n", polPath, len(p.Components))
+	dry := facts
+	dry.IgnoreSignaturesUnsafe = true
+	r := policy.Evaluate(p, dry)
+	passed := 0
+	for _, d := range r.Decisions {
+		if d.Allowed {
+			passed++
+		}
 	}
-	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   made a throwaway ECDSA P-256 key: %s (unencrypted, for the demo only) and %s\n", keyPath, pubPath)
-	subjects, err := sbom.Subjects(bom)
-	if err != nil {
-		return err
-	}
-	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	fmt.Fprintf(out, "   policy test (dry run): %d of %d decisions pass\n", passed, len(r.Decisions))
+	st, err := policy.Statement(polPath, text, p)
 	if err != nil {
 		return err
 	}
@@ -136,9 +144,67 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 	if err != nil {
 		return err
 	}
-	bundlePath := filepath.Join(dir, "sbom.cdx.json.bundle.json")
+	bundlePath := polPath + ".bundle.json"
 	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
 		return err
+	}
+	trust := policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}}
+	state := &policy.State{Path: filepath.Join(dir, "policy-state.json")}
+	if _, err := policy.LoadSigned(polPath, text, raw, trust, state, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   signed it: %s (predicate %s); loaded back as a verifier does: signature, digest, expiry and version checked\n", bundlePath, attest.PredicatePolicy)
+	return nil
+}
+
+// emptyTrustedRoot is a Sigstore trusted root that trusts no CA, log or
+// timestamp authority: what cosign needs offline to check a key signature.
+const emptyTrustedRoot = `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}
+`
+
+// demoAttest makes a throwaway key and signs the SBOM about the manifest and
+// every component, as "trustgate sbom --attest --key" does.
+func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []byte) (*attest.Key, error) {
+	out := cmd.OutOrStdout()
+	key, err := attest.GenerateKey(attest.ECDSAP256)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := key.MarshalPrivate(nil)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := key.MarshalPublic()
+	if err != nil {
+		return nil, err
+	}
+	keyPath, pubPath := filepath.Join(dir, "demo.key"), filepath.Join(dir, "demo.pub")
+	if err := writeFileAtomic(keyPath, priv, 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "   made a throwaway ECDSA P-256 key: %s (unencrypted, for the demo only) and %s\n", keyPath, pubPath)
+	subjects, err := sbom.Subjects(bom)
+	if err != nil {
+		return nil, err
+	}
+	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	if err != nil {
+		return nil, err
+	}
+	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
+	if err != nil {
+		return nil, err
+	}
+	raw, err := attest.MarshalBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	bundlePath := filepath.Join(dir, "sbom.cdx.json.bundle.json")
+	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(out, "   wrote %s: a Sigstore bundle (DSSE, in-toto Statement v1, predicate %s)\n", bundlePath, attest.PredicateCycloneDX)
 	fmt.Fprintf(out, "   signed by key %s, about %d subjects:\n", key.Hint(), len(st.Subject))
@@ -149,16 +215,16 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 	}
 	if !kept {
 		fmt.Fprintf(out, "\n   Run with --dir DIR to keep these files and check the bundle with cosign.\n")
-		return nil
+		return key, nil
 	}
 	rootPath := filepath.Join(dir, "empty_trusted_root.json")
 	if err := writeFileAtomic(rootPath, []byte(emptyTrustedRoot), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(out, "\n   Check it with cosign (an empty trusted root is enough for a key):\n")
 	fmt.Fprintf(out, "   cosign verify-blob-attestation --bundle %s --key %s --type cyclonedx \\\n", bundlePath, pubPath)
 	fmt.Fprintf(out, "     --trusted-root %s --insecure-ignore-tlog=true %s\n", rootPath, filepath.Join(dir, "stack.yaml"))
-	return nil
+	return key, nil
 }
 
 // printSummary prints what the SBOM says, read back from the BOM itself.
