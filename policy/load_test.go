@@ -90,3 +90,32 @@ func TestLintReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentityMatches(t *testing.T) {
+	p, err := Load("testdata/policies/good.yaml", lintNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := p.Signers[1].Keyless
+	const iss = "https://token.actions.githubusercontent.com"
+	const ok = "https://github.com/acme/gateway/.github/workflows/release.yml@refs/heads/main"
+	for _, c := range []struct {
+		issuer, subject string
+		want            bool
+	}{
+		{iss, ok, true},
+		{iss, "https://github.com/acme-fork/gateway/.github/workflows/release.yml@refs/heads/main", false},
+		{iss, ok + "x", false},
+		{iss, "x" + ok, false},
+		{iss, "https://github.com/acme/gateway/.github/workflows/release.yml@refs/heads/feature", false},
+		{"https://accounts.google.com", ok, false},
+		{"", "", false},
+	} {
+		if got := ci.Matches(c.issuer, c.subject); got != c.want {
+			t.Errorf("Matches(%q, %q) = %v, want %v", c.issuer, c.subject, got, c.want)
+		}
+	}
+	if p.Signers[0].PublicKey() == nil || p.Signers[1].PublicKey() != nil {
+		t.Error("PublicKey: want the key signer's key, and nil for keyless")
+	}
+}

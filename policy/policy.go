@@ -175,3 +175,20 @@ func (p *Policy) Source() Source { return p.source }
 
 // ExpiresAt is the policy's expiry time.
 func (p *Policy) ExpiresAt() time.Time { return p.expires }
+
+// PublicKey is a key signer's parsed public key, nil for a keyless signer.
+func (s *Signer) PublicKey() crypto.PublicKey { return s.publicKey }
+
+// Matches reports whether a certificate's OIDC issuer and subject (SAN)
+// are this identity's: equal to the exact values, or matched in full by the
+// anchored regular expressions.
+func (id *Identity) Matches(issuer, subject string) bool {
+	return matchOne(id.Issuer, id.issuerRE, issuer) && matchOne(id.Subject, id.subjectRE, subject)
+}
+
+func matchOne(exact string, re *regexp.Regexp, v string) bool {
+	if re != nil {
+		return re.MatchString(v)
+	}
+	return exact != "" && v == exact
+}
