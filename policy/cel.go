@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 )
@@ -18,8 +19,10 @@ import (
 const (
 	maxExpressionLength = 4096
 	// celCostLimit bounds one evaluation, so that no rule (a nested
-	// comprehension over a large SBOM, say) can run without end.
-	celCostLimit = 10_000_000
+	// comprehension over a large SBOM, say) can run without end; celTimeout
+	// bounds it in time as well. Either limit denies.
+	celCostLimit = 1_000_000
+	celTimeout   = time.Second
 )
 
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
@@ -50,7 +53,7 @@ func compileCEL(expr string) (cel.Program, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("returns %s, not bool", ast.OutputType())
 	}
-	return env.Program(ast, cel.CostLimit(celCostLimit))
+	return env.Program(ast, cel.CostLimit(celCostLimit), cel.InterruptCheckFrequency(100))
 }
 
 func firstLine(s string) string {

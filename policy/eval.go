@@ -73,7 +73,9 @@ type Decision struct {
 	Expected   string      `json:"expected,omitempty" yaml:"expected,omitempty"`
 	Found      string      `json:"found,omitempty" yaml:"found,omitempty"`
 	Violations []Violation `json:"violations,omitempty" yaml:"violations,omitempty"`
-	// Grants is what the component may receive (plugins and agents).
+	// Grants is what the component may receive (plugins and agents). The
+	// gateway hands out Grants, never what the config requested: in audit
+	// mode a request beyond them is reported, not granted.
 	Grants *Capabilities `json:"grants,omitempty" yaml:"grants,omitempty"`
 }
 
@@ -99,7 +101,7 @@ func Evaluate(p *Policy, f Facts) Report {
 	if p == nil {
 		p = &Policy{}
 	}
-	if p.expires.IsZero() || !f.Now.Before(p.expires) {
+	if f.Now.IsZero() || p.expires.IsZero() || !f.Now.Before(p.expires) {
 		r.add(Decision{Subject: "policy", Mode: ModeEnforce, Violations: []Violation{{
 			Rule: "expires", Expected: "before " + fmtTime(p.expires), Found: fmtTime(f.Now)}}})
 		return r.done()
@@ -219,7 +221,7 @@ func (r *SignerRule) satisfied(verified []string) (bool, string, string) {
 	}
 	var got []string
 	for _, n := range r.AnyOf {
-		if slices.Contains(verified, n) {
+		if slices.Contains(verified, n) && !slices.Contains(got, n) {
 			got = append(got, n)
 		}
 	}
@@ -277,20 +279,23 @@ func lookupString(m map[string]any, path ...string) string {
 
 // fromRepository reports whether a SLSA v1 provenance was built from repo:
 // the GitHub workflow's repository, or a resolved git dependency of it.
+//
+// When the workflow names its repository, that alone decides: a build of
+// another repository that merely fetched this one as a dependency is not a
+// build from it. Otherwise the first resolved dependency, the source by
+// SLSA convention, decides.
 func fromRepository(pred map[string]any, repo string) bool {
-	if lookupString(pred, "buildDefinition", "externalParameters", "workflow", "repository") == repo {
-		return true
+	if wf := lookupString(pred, "buildDefinition", "externalParameters", "workflow", "repository"); wf != "" {
+		return wf == repo
 	}
 	deps, _ := lookupAny(pred, "buildDefinition", "resolvedDependencies").([]any)
-	for _, d := range deps {
-		m, _ := d.(map[string]any)
-		uri, _ := m["uri"].(string)
-		uri = strings.TrimPrefix(uri, "git+")
-		if uri == repo || strings.HasPrefix(uri, repo+"@") {
-			return true
-		}
+	if len(deps) == 0 {
+		return false
 	}
-	return false
+	m, _ := deps[0].(map[string]any)
+	uri, _ := m["uri"].(string)
+	uri = strings.TrimPrefix(uri, "git+")
+	return uri == repo || strings.HasPrefix(uri, repo+"@")
 }
 
 func sourceOf(pred map[string]any) string {

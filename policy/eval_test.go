@@ -2,6 +2,7 @@ package policy
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,5 +108,33 @@ func golden(t *testing.T, path string, r Report) {
 	}
 	if string(got) != string(want) {
 		t.Errorf("report differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// A rule that would run for a long time over a large SBOM is cut off by the
+// cost limit and denies.
+func TestCELRuleIsBounded(t *testing.T) {
+	pkgs := make([]string, 3000)
+	for i := range pkgs {
+		pkgs[i] = fmt.Sprintf("pkg:pypi/p%d@1.0", i)
+	}
+	prg, err := compileCEL(`component.packages.all(p, component.packages.all(q, p.name != ""))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Policy{expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		SBOM:       SBOMRules{Rules: []CELRule{{Name: "slow", Expression: "x", program: prg}}},
+		Components: []Component{{Kind: "plugin", Name: "big", digests: nil}}}
+	r := Evaluate(p, Facts{Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Components: []ComponentFacts{{Kind: "plugin", Name: "big", Packages: pkgs}}})
+	if r.Allowed || len(r.Decisions) != 1 || !strings.Contains(r.Decisions[0].Found, "evaluation error") {
+		t.Fatalf("slow rule: %+v", r.Decisions)
+	}
+}
+
+// Evaluating without a clock denies: a zero time is never "before expiry".
+func TestEvaluateNeedsNow(t *testing.T) {
+	p := &Policy{expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if r := Evaluate(p, Facts{}); r.Allowed || r.Decisions[0].Subject != "policy" {
+		t.Fatalf("zero now: %+v", r)
 	}
 }

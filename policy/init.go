@@ -48,7 +48,10 @@ version: 1
 expires: {{q .Expires}}
 # REVIEW: who may sign components and attestations. For example:
 #   - name: release
-#     keyFile: release.pub
+#     key: |
+#       -----BEGIN PUBLIC KEY-----
+#       ...
+#       -----END PUBLIC KEY-----
 #   - name: ci
 #     keyless:
 #       issuer: https://token.actions.githubusercontent.com

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -277,15 +278,21 @@ func (c *checker) identity(at string, id *Identity) {
 // anchored compiles a regular expression that must match a whole string:
 // it starts with ^ and ends with an unescaped $. An unanchored pattern
 // (github.com/acme/) would also match github.com/acme-fork/.
+//
+// The check reads the parsed expression, not the text: "^a.*|.*$" starts
+// with ^ and ends with $ but is an alternation anchored at neither end as a
+// whole, and (?m) turns ^ and $ into line anchors.
 func anchored(pattern string) (*regexp.Regexp, error) {
-	if !strings.HasPrefix(pattern, "^") || !strings.HasSuffix(pattern, "$") || strings.HasSuffix(pattern, `\$`) {
-		return nil, fmt.Errorf("%w: write it as ^...$", ErrUnanchored)
-	}
-	re, err := regexp.Compile(pattern)
+	tree, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, fmt.Errorf("%w: does not compile", ErrInvalid)
 	}
-	return re, nil
+	tree = tree.Simplify()
+	if tree.Op != syntax.OpConcat || len(tree.Sub) < 2 ||
+		tree.Sub[0].Op != syntax.OpBeginText || tree.Sub[len(tree.Sub)-1].Op != syntax.OpEndText {
+		return nil, fmt.Errorf("%w: write it as ^...$, with alternatives inside a group: ^(?:a|b)$", ErrUnanchored)
+	}
+	return regexp.Compile(pattern)
 }
 
 func (c *checker) name(at, n string, seen map[string]bool) {
@@ -404,10 +411,16 @@ func (c *checker) signerRule(at string, r *SignerRule) {
 	if len(r.AnyOf) == 0 {
 		c.fail(at+".anyOf", ErrRequired, "")
 	}
+	named := map[string]bool{}
 	for j, n := range r.AnyOf {
-		if !c.signers[n] {
+		switch {
+		case !c.signers[n]:
 			c.fail(fmt.Sprintf("%s.anyOf[%d]", at, j), ErrUnknownSigner, "no signer of that name in signers")
+		case named[n]:
+			// Listed twice, one signature would count twice.
+			c.fail(fmt.Sprintf("%s.anyOf[%d]", at, j), ErrDuplicate, "")
 		}
+		named[n] = true
 	}
 	if r.Threshold < 0 || r.Threshold > len(r.AnyOf) {
 		c.fail(at+".threshold", ErrInvalid, "want 1 to %d", len(r.AnyOf))
@@ -433,8 +446,13 @@ func (c *checker) capabilities(at, kind string, caps Capabilities) {
 		return
 	}
 	for j, e := range caps.Env {
-		if !envPattern.MatchString(e) {
+		switch {
+		case !envPattern.MatchString(e):
 			c.fail(fmt.Sprintf("%s.env[%d]", at, j), ErrInvalid, "want an environment variable name")
+		case c.creds["env:"+e]:
+			// Passing it as plain environment would skip the credential's
+			// host binding.
+			c.fail(fmt.Sprintf("%s.env[%d]", at, j), ErrInvalid, "this variable is a provider credential; grant it under credentials")
 		}
 	}
 	for j, cr := range caps.Credentials {

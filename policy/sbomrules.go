@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -108,12 +109,14 @@ func (p *Policy) celViolations(c ComponentFacts, f Facts) []Violation {
 			want = r.Expression
 		}
 		at := fmt.Sprintf("sbom.rules[%d] (%s)", i, r.Name)
-		val, _, err := r.program.Eval(map[string]any{
+		ctx, cancel := context.WithTimeout(context.Background(), celTimeout)
+		val, _, err := r.program.ContextEval(ctx, map[string]any{
 			"component": componentValue(c),
 			"sbom":      orEmpty(f.SBOM),
 			"statement": orEmpty(f.Statement),
 			"now":       f.Now,
 		})
+		cancel()
 		switch {
 		case err != nil:
 			out = append(out, Violation{at, want, "evaluation error: " + firstLine(err.Error())})

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -54,6 +56,31 @@ type TrustRoot struct {
 	Material root.TrustedMaterial
 }
 
+// ErrTrustRoot: the trust root itself is malformed.
+var ErrTrustRoot = errors.New("invalid policy trust root")
+
+// validate checks each identity as the policy loader checks its own: one
+// of exact value and pattern for issuer and subject, patterns anchored
+// (sigstore-go matches them unanchored).
+func (tr TrustRoot) validate() error {
+	for i := range tr.Identities {
+		id := &tr.Identities[i]
+		for _, pr := range []struct{ name, exact, pattern string }{
+			{"issuer", id.Issuer, id.IssuerRegexp}, {"subject", id.Subject, id.SubjectRegexp},
+		} {
+			if (pr.exact == "") == (pr.pattern == "") {
+				return fmt.Errorf("%w: identity %d: give exactly one of %s and %sRegexp", ErrTrustRoot, i, pr.name, pr.name)
+			}
+			if pr.pattern != "" {
+				if _, err := anchored(pr.pattern); err != nil {
+					return fmt.Errorf("%w: identity %d: %sRegexp: %w", ErrTrustRoot, i, pr.name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // LoadSigned checks a signed policy and returns it: the bundle must verify
 // under the trust root, attest a trustgate policy, and name exactly these
 // bytes; the policy must parse, not be expired at now, and not be older
@@ -61,6 +88,12 @@ type TrustRoot struct {
 // updated). A nil state skips the rollback check: only for tools that
 // never decide what runs.
 func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, state *State, now time.Time) (*Policy, error) {
+	if now.IsZero() {
+		return nil, errors.New("loading a signed policy needs the current time")
+	}
+	if err := tr.validate(); err != nil {
+		return nil, err
+	}
 	if len(bundleJSON) == 0 {
 		return nil, ErrUnsigned
 	}
@@ -75,7 +108,7 @@ func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, state *State
 	if err != nil {
 		return nil, err
 	}
-	if res.Statement == nil || res.Statement.GetPredicateType() != attest.PredicatePolicy {
+	if res.Statement == nil || res.Statement.GetType() != attest.StatementType || res.Statement.GetPredicateType() != attest.PredicatePolicy {
 		return nil, ErrNotPolicy
 	}
 	sum := sha256.Sum256(data)
@@ -134,12 +167,11 @@ func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult,
 		if err != nil {
 			return nil, err
 		}
-		var tm root.TrustedMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		// Only this key: trust material that resolves other keys (a
+		// component signer's, say) must never sign a policy.
+		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
 		})
-		if tr.Material != nil {
-			tm = root.TrustedMaterialCollection{tr.Material, tm}
-		}
 		v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
 		if err != nil {
 			return nil, err
@@ -153,57 +185,94 @@ func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult,
 	return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
 }
 
-// State remembers the last policy version a verifier accepted, per policy
-// name, in a small JSON file, so that an older signed policy cannot be
-// replayed.
+// State remembers the last policy a verifier accepted (its version, name
+// and digest) in a small JSON file, so that an older signed policy cannot
+// be replayed: not one of the same name, and not an older policy of another
+// name (a staging policy signed by the same key, say). One state file
+// serves one deployment. Deleting the file forgets the version; keep it
+// where the verifier's own configuration is kept.
 type State struct {
-	// Path is the state file; it is created on first use.
+	// Path is the state file; it is created on first use, beside a lock
+	// file (Path + ".lock") that serializes verifiers sharing it.
 	Path string
 }
 
-type stateFile struct {
-	Accepted map[string]acceptedPolicy `json:"accepted"`
-}
-
 type acceptedPolicy struct {
+	Name    string `json:"name"`
 	Version uint64 `json:"version"`
 	Digest  string `json:"digest"`
 }
 
-// accept checks p against the last accepted version of its name and
-// records it: a lower version, or the same version with other content, is
-// ErrRollback.
+// accept checks p against the last accepted policy and records it: a lower
+// version, or the same version with other content, is ErrRollback.
 func (s *State) accept(p *Policy) error {
-	st := stateFile{Accepted: map[string]acceptedPolicy{}}
-	data, err := os.ReadFile(s.Path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
+	unlock, err := lockFile(s.Path + ".lock")
+	if err != nil {
 		return fmt.Errorf("policy state %q: %w", s.Path, err)
-	case len(data) > 1<<20:
-		return fmt.Errorf("policy state %q: larger than 1 MiB", s.Path)
-	default:
-		if err := json.Unmarshal(data, &st); err != nil || st.Accepted == nil {
-			// A damaged state file must not reset the version to zero.
-			return fmt.Errorf("policy state %q: not readable; refusing rather than forgetting the last version", s.Path)
-		}
 	}
-	name, digest := p.Metadata.Name, p.source.Digest.String()
-	last, seen := st.Accepted[name]
+	defer unlock()
+	last, seen, err := s.read()
+	if err != nil {
+		return err
+	}
+	cur := acceptedPolicy{Name: p.Metadata.Name, Version: p.Version, Digest: p.source.Digest.String()}
 	switch {
-	case seen && p.Version < last.Version:
-		return fmt.Errorf("%w: %q version %d, last accepted %d", ErrRollback, name, p.Version, last.Version)
-	case seen && p.Version == last.Version && digest != last.Digest:
-		return fmt.Errorf("%w: %q version %d was accepted with other content; raise the version", ErrRollback, name, p.Version)
-	case seen && p.Version == last.Version:
+	case seen && cur.Version < last.Version:
+		return fmt.Errorf("%w: %q version %d, last accepted %q version %d", ErrRollback, cur.Name, cur.Version, last.Name, last.Version)
+	case seen && cur.Version == last.Version && cur.Digest != last.Digest:
+		return fmt.Errorf("%w: version %d was accepted with other content; raise the version", ErrRollback, cur.Version)
+	case seen && cur.Version == last.Version:
 		return nil
 	}
-	st.Accepted[name] = acceptedPolicy{Version: p.Version, Digest: digest}
-	out, err := json.MarshalIndent(st, "", "  ")
+	out, err := json.MarshalIndent(map[string]acceptedPolicy{"accepted": cur}, "", "  ")
 	if err != nil {
 		return err
 	}
 	return writeAtomic(s.Path, out)
+}
+
+// read returns the last accepted policy, or seen=false when there is no
+// state file yet. A damaged file is an error, never a reset to zero.
+func (s *State) read() (acceptedPolicy, bool, error) {
+	f, err := os.Open(s.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return acceptedPolicy{}, false, nil
+	}
+	if err != nil {
+		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: %w", s.Path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: %w", s.Path, err)
+	}
+	var st struct {
+		Accepted *acceptedPolicy `json:"accepted"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil || st.Accepted == nil || st.Accepted.Version == 0 {
+		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: not readable; refusing rather than forgetting the last version", s.Path)
+	}
+	return *st.Accepted, true, nil
+}
+
+// lockFile takes an exclusive lock on path (created if need be) and returns
+// its release.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -111,6 +111,23 @@ func TestLoadSigned(t *testing.T) {
 		})
 	}
 
+	// An older policy under another name (a staging policy signed by the
+	// same key) is a rollback too: one state file, one deployment.
+	renamed := []byte(strings.Replace(string(policyText(t, "2", "2027-01-01T00:00:00Z")), "name: example", "name: staging-example", 1))
+	if _, err := LoadSigned("policy.yaml", renamed, signPolicy(t, signer, renamed), trust, state, signNow); !errors.Is(err, ErrRollback) {
+		t.Fatalf("older policy of another name: got %v, want ErrRollback", err)
+	}
+	// A zero clock never passes for "not expired".
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, time.Time{}); err == nil {
+		t.Fatal("loaded with a zero time")
+	}
+	// A trust root identity pattern must be anchored: sigstore-go would
+	// match it anywhere in the subject.
+	loose := TrustRoot{Identities: []Identity{{Issuer: "https://token.actions.githubusercontent.com", SubjectRegexp: "https://github.com/acme/"}}}
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, loose, state, signNow); !errors.Is(err, ErrTrustRoot) {
+		t.Fatalf("unanchored trust root identity: got %v, want ErrTrustRoot", err)
+	}
+
 	// A damaged state file refuses instead of forgetting the version.
 	if err := os.WriteFile(state.Path, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
@@ -155,5 +172,26 @@ func TestLoadSignedKeyless(t *testing.T) {
 	}
 	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("no trusted root: got %v, want ErrUntrustedSigner", err)
+	}
+}
+
+// Two verifiers loading v4 and v5 at once, sharing a state file: whatever
+// the interleaving, the state ends at v5 and v4 is refused afterwards.
+func TestStateIsSerialized(t *testing.T) {
+	signer, _ := attest.GenerateKey(attest.ECDSAP256)
+	trust := TrustRoot{Keys: []crypto.PublicKey{signer.Public()}}
+	v4 := policyText(t, "4", "2027-01-01T00:00:00Z")
+	v5 := policyText(t, "5", "2027-01-01T00:00:00Z")
+	b4, b5 := signPolicy(t, signer, v4), signPolicy(t, signer, v5)
+	for round := 0; round < 20; round++ {
+		state := &State{Path: filepath.Join(t.TempDir(), "state.json")}
+		done := make(chan struct{}, 2)
+		go func() { _, _ = LoadSigned("p", v4, b4, trust, state, signNow); done <- struct{}{} }()
+		go func() { _, _ = LoadSigned("p", v5, b5, trust, state, signNow); done <- struct{}{} }()
+		<-done
+		<-done
+		if _, err := LoadSigned("p", v4, b4, trust, state, signNow); !errors.Is(err, ErrRollback) {
+			t.Fatalf("round %d: v4 after v5: got %v, want ErrRollback", round, err)
+		}
 	}
 }

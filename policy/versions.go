@@ -35,32 +35,51 @@ func (r *PackageRule) compile() error {
 		r.match = anyVersion
 		return nil
 	}
+	alternatives := strings.Split(v, "||")
+	for _, alt := range alternatives {
+		if err := conflictingExacts(alt); err != nil {
+			return err
+		}
+	}
 	switch {
 	case p.Type == "pypi":
-		spec, err := pep440.NewSpecifiers(v, pep440.WithPreRelease(true))
-		if err != nil {
-			return fmt.Errorf("%w: not a PEP 440 version specifier (such as >=1.82.7,<=1.82.8)", ErrVersionRange)
+		// Alternatives are ORed with ||, as for the other schemes; each is
+		// a PEP 440 specifier set (its commas AND).
+		var specs []pep440.Specifiers
+		for _, alt := range alternatives {
+			spec, err := pep440.NewSpecifiers(strings.TrimSpace(alt), pep440.WithPreRelease(true))
+			if err != nil {
+				return fmt.Errorf("%w: not a PEP 440 version specifier (such as >=1.82.7,<=1.82.8)", ErrVersionRange)
+			}
+			specs = append(specs, spec)
 		}
 		r.match = func(version string) (bool, error) {
 			pv, err := pep440.Parse(version)
 			if err != nil {
 				return true, fmt.Errorf("version %q is not PEP 440", version)
 			}
-			return spec.Check(pv), nil
+			for _, spec := range specs {
+				if spec.Check(pv) {
+					return true, nil
+				}
+			}
+			return false, nil
 		}
 	case semverTypes[p.Type]:
 		c, err := semver.NewConstraint(v)
 		if err != nil {
 			return fmt.Errorf("%w: not a semver constraint (such as >=1.2.0, <1.2.5)", ErrVersionRange)
 		}
+		// Constraints leave pre-releases out unless they name one; a
+		// denied range must not be dodged by a pre-release tag or a Go
+		// pseudo-version.
+		c.IncludePrerelease = true
 		r.match = func(version string) (bool, error) {
 			sv, err := semver.NewVersion(version)
 			if err != nil {
 				return true, fmt.Errorf("version %q is not semver", version)
 			}
-			// Constraints leave pre-releases out unless they name one; a
-			// denied range must not be dodged by a pre-release tag.
-			return c.Check(sv) || c.Check(coreVersion(sv)), nil
+			return c.Check(sv), nil
 		}
 	default:
 		exact, err := exactVersions(v)
@@ -72,9 +91,27 @@ func (r *PackageRule) compile() error {
 	return nil
 }
 
-func coreVersion(v *semver.Version) *semver.Version {
-	core, _ := semver.NewVersion(fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Patch()))
-	return core
+// conflictingExacts refuses an AND of exact versions that differ, such as
+// "==1.82.7, ==1.82.8": it can match nothing, so a deny rule written that
+// way would deny nothing. Alternatives are written with ||.
+func conflictingExacts(alt string) error {
+	var exact string
+	for _, clause := range strings.Split(alt, ",") {
+		c := strings.TrimSpace(clause)
+		op := strings.TrimRight(c[:len(c)-len(strings.TrimLeft(c, "=<>!~^ "))], " ")
+		if op != "" && op != "==" && op != "=" && op != "===" {
+			continue
+		}
+		ver := strings.TrimSpace(strings.TrimLeft(c, "= "))
+		if ver == "" {
+			continue
+		}
+		if exact != "" && ver != exact {
+			return fmt.Errorf("%w: %s and %s are ANDed by the comma, so nothing matches; write alternatives as ==A || ==B", ErrVersionRange, exact, ver)
+		}
+		exact = ver
+	}
+	return nil
 }
 
 var exactPattern = regexp.MustCompile(`^==\s*[^\s,|]+$`)
@@ -114,6 +151,9 @@ func (r *PackageRule) matches(purl string) (bool, string) {
 	p, err := packageurl.FromString(purl)
 	if err != nil || p.Type != r.purlType || packageName(p.Type, p.Namespace, p.Name) != r.purlName {
 		return false, ""
+	}
+	if p.Version == "" {
+		return true, "no version given, so it cannot be shown to be outside the range"
 	}
 	in, err := r.match(p.Version)
 	if err != nil {

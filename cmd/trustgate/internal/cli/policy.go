@@ -223,13 +223,19 @@ its subject. A policy with problems, or one already expired, is not signed.`,
 				return err
 			}
 			file := args[0]
-			p, err := policy.Load(file, time.Now())
-			if err != nil {
-				return fmt.Errorf("not signing: %w", err)
-			}
+			// One read: the bytes linted are the bytes signed.
 			data, err := readBounded(file, policy.MaxPolicySize)
 			if err != nil {
 				return err
+			}
+			p, err := policy.Parse(file, data, policy.Options{Now: time.Now()})
+			if err != nil {
+				return fmt.Errorf("not signing: %w", err)
+			}
+			for _, s := range p.Signers {
+				if s.KeyFile != "" {
+					return fmt.Errorf("not signing: signer %q uses keyFile, which the signature would not cover; put the key inline with key: |", s.Name)
+				}
 			}
 			st, err := policy.Statement(file, data, p)
 			if err != nil {

@@ -108,3 +108,14 @@ func TestPolicyLintAndSignRefuseProblems(t *testing.T) {
 		t.Errorf("lint of a missing file: exit %d, want 2", code)
 	}
 }
+
+func TestPolicySignRefusesKeyFile(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	good := filepath.Join(testutil.RepoRoot(t), "policy", "testdata", "policies", "good.yaml")
+	key, _ := keyPair(tr, dir, "ecdsa-p256")
+	code, _, stderr := tr.run("policy", "sign", good, "--key", key, "--bundle", filepath.Join(dir, "b.json"))
+	if code != cli.ExitUsage || !strings.Contains(stderr, "keyFile") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
