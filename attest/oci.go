@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -378,6 +379,12 @@ func compactProto(m proto.Message) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ParseBundleProto wraps a bundle message from sigstore-go's signer,
+// checking it as ParseBundle does.
+func ParseBundleProto(pb *protobundle.Bundle) (*bundle.Bundle, error) {
+	return bundle.NewBundle(pb)
 }
 
 // ParseBundle reads a Sigstore bundle's JSON (at most MaxBundleSize bytes).

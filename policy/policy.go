@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto"
+	"fmt"
 	"regexp"
 	"time"
 
@@ -191,4 +192,30 @@ func matchOne(exact string, re *regexp.Regexp, v string) bool {
 		return re.MatchString(v)
 	}
 	return exact != "" && v == exact
+}
+
+// NewIdentity builds an Identity as the loader checks one: exactly one of
+// issuer and issuerRegexp, one of subject and subjectRegexp, each pattern
+// anchored ^...$ as a whole.
+func NewIdentity(issuer, issuerRegexp, subject, subjectRegexp string) (*Identity, error) {
+	id := &Identity{Issuer: issuer, IssuerRegexp: issuerRegexp, Subject: subject, SubjectRegexp: subjectRegexp}
+	for _, pr := range []struct {
+		name, exact, pattern string
+		re                   **regexp.Regexp
+	}{
+		{"issuer", issuer, issuerRegexp, &id.issuerRE},
+		{"subject", subject, subjectRegexp, &id.subjectRE},
+	} {
+		if (pr.exact == "") == (pr.pattern == "") {
+			return nil, fmt.Errorf("%w: give exactly one of %s and %sRegexp", ErrInvalid, pr.name, pr.name)
+		}
+		if pr.pattern != "" {
+			re, err := anchored(pr.pattern)
+			if err != nil {
+				return nil, fmt.Errorf("%sRegexp: %w", pr.name, err)
+			}
+			*pr.re = re
+		}
+	}
+	return id, nil
 }

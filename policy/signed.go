@@ -63,19 +63,9 @@ var ErrTrustRoot = errors.New("invalid policy trust root")
 // of exact value and pattern for issuer and subject, patterns anchored
 // (sigstore-go matches them unanchored).
 func (tr TrustRoot) validate() error {
-	for i := range tr.Identities {
-		id := &tr.Identities[i]
-		for _, pr := range []struct{ name, exact, pattern string }{
-			{"issuer", id.Issuer, id.IssuerRegexp}, {"subject", id.Subject, id.SubjectRegexp},
-		} {
-			if (pr.exact == "") == (pr.pattern == "") {
-				return fmt.Errorf("%w: identity %d: give exactly one of %s and %sRegexp", ErrTrustRoot, i, pr.name, pr.name)
-			}
-			if pr.pattern != "" {
-				if _, err := anchored(pr.pattern); err != nil {
-					return fmt.Errorf("%w: identity %d: %sRegexp: %w", ErrTrustRoot, i, pr.name, err)
-				}
-			}
+	for i, id := range tr.Identities {
+		if _, err := NewIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp); err != nil {
+			return fmt.Errorf("%w: identity %d: %w", ErrTrustRoot, i, err)
 		}
 	}
 	return nil

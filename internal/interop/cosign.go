@@ -161,3 +161,23 @@ func CosignGenerateKeyPair(t testing.TB, dir, password string) (keyPath, pubPath
 	}
 	return keyPath, pubPath
 }
+
+// CosignAttestBlob runs, offline,
+//
+//	cosign attest-blob --new-bundle-format --key KEY --type TYPE --predicate PREDICATE \
+//	  --bundle BUNDLE --tlog-upload=false --yes FILE
+//
+// with COSIGN_PASSWORD=password, so that tests can check that trustgate
+// verifies a bundle cosign made.
+func CosignAttestBlob(t testing.TB, key, password, predicateType, predicate, file, bundle string) {
+	t.Helper()
+	out, err := runCosign(t, "", cosignEnv(t, "COSIGN_PASSWORD="+password),
+		"attest-blob", "--new-bundle-format", "--key", key, "--type", predicateType,
+		"--predicate", predicate, "--bundle", bundle, "--tlog-upload=false", "--yes", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("cosign attest-blob wrote no bundle: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,446 @@
+package verify
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/policy"
+)
+
+// Kinds of refusal, matched with errors.Is. Every refusal wraps exactly one.
+var (
+	ErrMalformed       = errors.New("malformed bundle")
+	ErrTooLarge        = errors.New("bundle exceeds a limit")
+	ErrNoSigner        = errors.New("no key or identity to verify against")
+	ErrSignature       = errors.New("signature does not verify")
+	ErrUntrustedSigner = errors.New("signer is not the one required")
+	ErrLog             = errors.New("transparency log entry does not verify")
+	ErrTimestamp       = errors.New("no valid time for the signature")
+	ErrCertificate     = errors.New("certificate does not chain to a trusted authority at signing time")
+	ErrPayloadType     = errors.New("DSSE payload is not an in-toto statement")
+	ErrStatement       = errors.New("invalid in-toto statement")
+	ErrSubject         = errors.New("artifact is not a subject of the attestation")
+	ErrPredicateType   = errors.New("attestation has another predicate type")
+)
+
+// Limits on what a bundle may hold. sigstore-go bounds entries and
+// timestamps at 32 and subjects at 1024; trustgate's attestations need far
+// fewer, so it bounds them tighter.
+const (
+	MaxTlogEntries      = 8
+	MaxTimestamps       = 8
+	MaxSubjects         = attest.MaxSubjects
+	MaxDigestsPerSubj   = 8
+	maxStatementDepth   = 64
+	maxPredicateTypeLen = 4096
+)
+
+// Signer is who must have signed: a public key, or a keyless identity
+// checked against a certificate that chains to Options.Material. Exactly
+// one of the two is set.
+type Signer struct {
+	Key      crypto.PublicKey
+	Identity *Identity
+}
+
+// Identity is a keyless signer: an OIDC issuer and a certificate subject
+// (SAN), each exact or an anchored regular expression. Build one with
+// NewIdentity, which refuses an unanchored pattern.
+type Identity struct {
+	issuer, issuerRegexp, subject, subjectRegexp string
+	id                                           sgverify.CertificateIdentity
+}
+
+// NewIdentity checks and builds an Identity: one of issuer and
+// issuerRegexp, one of subject and subjectRegexp, patterns anchored ^...$
+// as a whole (sigstore-go itself would match them anywhere).
+func NewIdentity(issuer, issuerRegexp, subject, subjectRegexp string) (*Identity, error) {
+	if _, err := policy.NewIdentity(issuer, issuerRegexp, subject, subjectRegexp); err != nil {
+		return nil, err
+	}
+	id, err := sgverify.NewShortCertificateIdentity(issuer, issuerRegexp, subject, subjectRegexp)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{issuer, issuerRegexp, subject, subjectRegexp, id}, nil
+}
+
+// String names the identity for messages.
+func (id *Identity) String() string {
+	s, i := id.subject, id.issuer
+	if s == "" {
+		s = "/" + id.subjectRegexp + "/"
+	}
+	if i == "" {
+		i = "/" + id.issuerRegexp + "/"
+	}
+	return s + " (issuer " + i + ")"
+}
+
+// Artifact is what the attestation must be about: a file or image by its
+// SHA-256 (or SHA-512), or a folder by its h1 tree digest (in-toto's
+// dirHash), in lower-case hex. An artifact with no digest matches nothing;
+// a subject that names it only by another algorithm (sha1, md5, one
+// trustgate does not know) does not count.
+type Artifact struct {
+	Name    string
+	SHA256  string
+	SHA512  string // packages (npm) are often attested by SHA-512 alone
+	DirHash string
+}
+
+// Options is what the trust root and the caller require.
+type Options struct {
+	// Material is Sigstore trust material (a trusted_root.json): required
+	// for keyless signers; with a key, what log entries and timestamps
+	// are checked against when RequireLog or RequireTimestamp ask.
+	Material root.TrustedMaterial
+	// PredicateType, when set, is the only acceptable predicate type.
+	PredicateType string
+	// RequireLog and RequireTimestamp ask a key signature for a
+	// transparency log entry and for an RFC 3161 timestamp. A keyless
+	// signature always needs a log entry and a time.
+	RequireLog, RequireTimestamp bool
+}
+
+// Result is what a verified attestation says.
+type Result struct {
+	Signer        string
+	PredicateType string
+	// Statement is the verified payload.
+	Statement *attest.Statement
+	// Times are the verified times of the signature (log and TSA).
+	Times []time.Time
+}
+
+// Bundle verifies the bundle JSON raw for art, signed by s, as opts
+// require. It returns the verified result, or an error wrapping one of the
+// package's sentinels that says what failed.
+func Bundle(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
+	if len(raw) > attest.MaxBundleSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), attest.MaxBundleSize)
+	}
+	// Count entries before the full parse, which would validate (and spend
+	// time on) every one of them.
+	var shallow struct {
+		VerificationMaterial struct {
+			TlogEntries               []json.RawMessage `json:"tlogEntries"`
+			TimestampVerificationData struct {
+				Timestamps []json.RawMessage `json:"rfc3161Timestamps"`
+			} `json:"timestampVerificationData"`
+		} `json:"verificationMaterial"`
+	}
+	if err := json.Unmarshal(raw, &shallow); err != nil {
+		return nil, fmt.Errorf("%w: not JSON", ErrMalformed)
+	}
+	if n := len(shallow.VerificationMaterial.TlogEntries); n > MaxTlogEntries {
+		return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
+	}
+	if n := len(shallow.VerificationMaterial.TimestampVerificationData.Timestamps); n > MaxTimestamps {
+		return nil, fmt.Errorf("%w: %d timestamps, limit %d", ErrTooLarge, n, MaxTimestamps)
+	}
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return Parsed(&b, art, s, opts)
+}
+
+// Parsed is Bundle for a bundle already parsed.
+func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, error) {
+	if art.SHA256 == "" && art.SHA512 == "" && art.DirHash == "" {
+		return nil, fmt.Errorf("%w: no artifact digest to bind to", ErrSubject)
+	}
+	vm := b.GetVerificationMaterial()
+	if n := len(vm.GetTlogEntries()); n > MaxTlogEntries {
+		return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
+	}
+	if n := len(vm.GetTimestampVerificationData().GetRfc3161Timestamps()); n > MaxTimestamps {
+		return nil, fmt.Errorf("%w: %d timestamps, limit %d", ErrTooLarge, n, MaxTimestamps)
+	}
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, fmt.Errorf("%w: no DSSE envelope (a message signature is not an attestation)", ErrPayloadType)
+	}
+	if env.GetPayloadType() != attest.PayloadType {
+		return nil, fmt.Errorf("%w: payload type %q", ErrPayloadType, clip(env.GetPayloadType()))
+	}
+	// The statement is read (bounded, strictly) before the signature is
+	// checked, so that a malformed one is named as such; nothing in it is
+	// trusted until the signature verifies.
+	st, err := parseStatement(env.GetPayload())
+	if err != nil {
+		return nil, err
+	}
+	res, err := verifySignature(b, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := bind(st, art); err != nil {
+		return nil, err
+	}
+	if opts.PredicateType != "" && st.PredicateType != opts.PredicateType {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(st.PredicateType), opts.PredicateType)
+	}
+	out := &Result{Signer: attest.Signer(b), PredicateType: st.PredicateType, Statement: st}
+	for _, ts := range res.VerifiedTimestamps {
+		out.Times = append(out.Times, ts.Timestamp)
+	}
+	return out, nil
+}
+
+// verifySignature runs sigstore-go on the bundle, unbound to an artifact
+// (the binding is checked after, by bind, so that each failure is told
+// apart), with requirements that come from the caller, never from what the
+// bundle happens to carry.
+func verifySignature(b *bundle.Bundle, s Signer, opts Options) (*sgverify.VerificationResult, error) {
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	switch {
+	case s.Key != nil && s.Identity != nil, s.Key == nil && s.Identity == nil:
+		return nil, ErrNoSigner
+	case s.Key != nil:
+		if vc.Certificate() != nil {
+			return nil, fmt.Errorf("%w: signed with a certificate, and a key was required", ErrUntrustedSigner)
+		}
+		return verifyKey(b, s.Key, opts)
+	default:
+		if vc.Certificate() == nil {
+			return nil, fmt.Errorf("%w: signed with a key, and the identity %s was required", ErrUntrustedSigner, s.Identity)
+		}
+		if opts.Material == nil {
+			return nil, fmt.Errorf("%w: a keyless signature needs a trusted root", ErrNoSigner)
+		}
+		vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
+		if len(opts.Material.CTLogs()) > 0 {
+			vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
+		}
+		v, err := sgverify.NewVerifier(opts.Material, vopts...)
+		if err != nil {
+			return nil, err
+		}
+		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(s.Identity.id)))
+		return res, classify(err)
+	}
+}
+
+func verifyKey(b *bundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
+	sv, err := signature.LoadDefaultVerifier(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: unsupported public key: %v", ErrNoSigner, err)
+	}
+	// Only this key: the hint in the bundle names a key, it does not pick
+	// one.
+	var tm root.TrustedMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
+	})
+	var vopts []sgverify.VerifierOption
+	if opts.RequireLog || opts.RequireTimestamp {
+		if opts.Material == nil {
+			return nil, fmt.Errorf("%w: a log entry or timestamp is required, and no trusted root was given", ErrNoSigner)
+		}
+		tm = keyAndLogs{TrustedMaterial: opts.Material, key: tm}
+	}
+	if opts.RequireLog {
+		vopts = append(vopts, sgverify.WithTransparencyLog(1))
+		if !opts.RequireTimestamp {
+			// A log entry's time (Rekor v1) or a timestamp's: sigstore-go
+			// needs a time policy beside the log.
+			vopts = append(vopts, sgverify.WithObserverTimestamps(1))
+		}
+	}
+	if opts.RequireTimestamp {
+		vopts = append(vopts, sgverify.WithSignedTimestamps(1))
+	}
+	if len(vopts) == 0 {
+		vopts = append(vopts, sgverify.WithNoObserverTimestamps())
+	}
+	v, err := sgverify.NewVerifier(tm, vopts...)
+	if err != nil {
+		return nil, err
+	}
+	res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithKey()))
+	return res, classify(err)
+}
+
+// keyAndLogs is trust material whose logs, authorities and timestamp
+// authorities come from a trusted root, and whose only public key is the
+// one given: the root's own keys (if any) never sign.
+type keyAndLogs struct {
+	root.TrustedMaterial
+	key root.TrustedMaterial
+}
+
+func (k keyAndLogs) PublicKeyVerifier(hint string) (root.TimeConstrainedVerifier, error) {
+	return k.key.PublicKeyVerifier(hint)
+}
+
+// classify maps sigstore-go's error to one of ours by the stage that
+// failed.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var noID *sgverify.ErrNoMatchingCertificateIdentity
+	msg := err.Error()
+	switch {
+	case errors.As(err, &noID):
+		return fmt.Errorf("%w: %v", ErrUntrustedSigner, err)
+	case strings.HasPrefix(msg, "failed to verify log inclusion"):
+		return fmt.Errorf("%w: %v", ErrLog, err)
+	case strings.HasPrefix(msg, "failed to verify timestamps"):
+		return fmt.Errorf("%w: %v", ErrTimestamp, err)
+	case strings.HasPrefix(msg, "failed to verify leaf certificate"), strings.HasPrefix(msg, "failed to verify signed certificate timestamp"):
+		return fmt.Errorf("%w: %v", ErrCertificate, err)
+	case strings.Contains(msg, "threshold not met") && strings.Contains(msg, "timestamp"):
+		return fmt.Errorf("%w: %v", ErrTimestamp, err)
+	}
+	return fmt.Errorf("%w: %v", ErrSignature, err)
+}
+
+// parseStatement reads the payload as an in-toto statement, refusing
+// duplicate keys (two readers could see two different statements), other
+// statement types, and more subjects or digests than the limits.
+func parseStatement(payload []byte) (*attest.Statement, error) {
+	if err := noDuplicateKeys(payload); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
+	}
+	var st attest.Statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, fmt.Errorf("%w: not a JSON statement", ErrStatement)
+	}
+	switch st.Type {
+	case attest.StatementType, "https://in-toto.io/Statement/v0.1": // cosign still writes v0.1
+	default:
+		return nil, fmt.Errorf("%w: _type %q", ErrStatement, clip(st.Type))
+	}
+	if len(st.Subject) == 0 {
+		return nil, fmt.Errorf("%w: no subject", ErrStatement)
+	}
+	if len(st.Subject) > MaxSubjects {
+		return nil, fmt.Errorf("%w: %d subjects, limit %d", ErrTooLarge, len(st.Subject), MaxSubjects)
+	}
+	for _, s := range st.Subject {
+		if len(s.Digest) > MaxDigestsPerSubj {
+			return nil, fmt.Errorf("%w: a subject with %d digests, limit %d", ErrTooLarge, len(s.Digest), MaxDigestsPerSubj)
+		}
+	}
+	if st.PredicateType == "" || len(st.PredicateType) > maxPredicateTypeLen {
+		return nil, fmt.Errorf("%w: no predicate type", ErrStatement)
+	}
+	return &st, nil
+}
+
+// bind finds the artifact among the subjects, by sha256 or dirHash only: a
+// subject that names it only by a weaker or unknown algorithm does not
+// count.
+func bind(st *attest.Statement, art Artifact) error {
+	for _, s := range st.Subject {
+		for alg, v := range map[string]string{"sha256": art.SHA256, "sha512": art.SHA512, "dirHash": art.DirHash} {
+			if v != "" && s.Digest[alg] != "" && strings.EqualFold(s.Digest[alg], v) {
+				return nil
+			}
+		}
+	}
+	want := "sha256:" + art.SHA256
+	switch {
+	case art.SHA256 == "" && art.SHA512 != "":
+		want = "sha512:" + art.SHA512
+	case art.SHA256 == "":
+		want = "dirHash:" + art.DirHash
+	}
+	return fmt.Errorf("%w: %s (%s) is not among its %d subject(s)", ErrSubject, orName(art.Name), want, len(st.Subject))
+}
+
+func orName(n string) string {
+	if n == "" {
+		return "the artifact"
+	}
+	return fmt.Sprintf("%q", n)
+}
+
+// noDuplicateKeys walks a JSON document and fails on an object with a key
+// twice, or on nesting deeper than maxStatementDepth.
+func noDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		obj     bool
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errors.New("not valid JSON")
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if top != nil && top.obj {
+					top.wantKey = true
+				}
+				if len(stack) == maxStatementDepth {
+					return fmt.Errorf("nested deeper than %d", maxStatementDepth)
+				}
+				stack = append(stack, &frame{obj: t == '{', keys: map[string]bool{}, wantKey: t == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].wantKey = true
+				}
+			}
+		case string:
+			if top != nil && top.obj && top.wantKey {
+				if top.keys[t] {
+					return fmt.Errorf("duplicate key %q", clip(t))
+				}
+				top.keys[t] = true
+				top.wantKey = false
+				continue
+			}
+			if top != nil && top.obj {
+				top.wantKey = true
+			}
+		default:
+			if top != nil && top.obj {
+				top.wantKey = true
+			}
+		}
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "..."
+	}
+	return fmt.Sprintf("%s", strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s))
+}
