@@ -129,6 +129,15 @@ type Result struct {
 // require. It returns the verified result, or an error wrapping one of the
 // package's sentinels that says what failed.
 func Bundle(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
+	b, err := parseRaw(raw)
+	if err != nil {
+		return nil, err
+	}
+	return Parsed(b, art, s, opts)
+}
+
+// parseRaw parses bundle JSON within the limits.
+func parseRaw(raw []byte) (*bundle.Bundle, error) {
 	if len(raw) > attest.MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), attest.MaxBundleSize)
 	}
@@ -155,7 +164,7 @@ func Bundle(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
 	if err := b.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return Parsed(&b, art, s, opts)
+	return &b, nil
 }
 
 // Parsed is Bundle for a bundle already parsed.
@@ -163,6 +172,31 @@ func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, er
 	if art.SHA256 == "" && art.SHA512 == "" && art.DirHash == "" {
 		return nil, fmt.Errorf("%w: no artifact digest to bind to", ErrSubject)
 	}
+	out, err := parsedUnbound(b, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := bind(out.Statement, art); err != nil {
+		return nil, err
+	}
+	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(out.PredicateType), opts.PredicateType)
+	}
+	return out, nil
+}
+
+// verifyUnbound is Bundle without the artifact binding, for callers that
+// bind the verified statement to several artifacts themselves.
+func verifyUnbound(raw []byte, s Signer, opts Options) (*Result, error) {
+	b, err := parseRaw(raw)
+	if err != nil {
+		return nil, err
+	}
+	return parsedUnbound(b, s, opts)
+}
+
+// parsedUnbound checks everything but the artifact binding.
+func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {
 	vm := b.GetVerificationMaterial()
 	if n := len(vm.GetTlogEntries()); n > MaxTlogEntries {
 		return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
@@ -187,12 +221,6 @@ func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, er
 	res, err := verifySignature(b, s, opts)
 	if err != nil {
 		return nil, err
-	}
-	if err := bind(st, art); err != nil {
-		return nil, err
-	}
-	if opts.PredicateType != "" && st.PredicateType != opts.PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(st.PredicateType), opts.PredicateType)
 	}
 	out := &Result{Signer: attest.Signer(b), PredicateType: st.PredicateType, Statement: st}
 	for _, ts := range res.VerifiedTimestamps {

@@ -1,0 +1,180 @@
+package verify
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/policy"
+)
+
+var deployNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// deployFixture is a small deployment: a gateway binary and a Python plugin
+// folder, a policy that pins both and wants a CycloneDX attestation signed
+// by "release", and that attestation.
+type deployFixture struct {
+	key        *attest.Key
+	policyText string
+	gw, plugin digest.Digest
+	sbom       string
+}
+
+func newDeployFixture(t *testing.T, litellm string) deployFixture {
+	t.Helper()
+	k, _ := attest.GenerateKey(attest.ECDSAP256)
+	pub, _ := k.MarshalPublic()
+	fx := deployFixture{
+		key:    k,
+		gw:     digest.FromBytes([]byte("gateway v1")),
+		plugin: digest.MustParse("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+	}
+	fx.policyText = `apiVersion: trustgate.dev/v1
+kind: Policy
+metadata: {name: deploy}
+version: 1
+expires: "2027-01-01T00:00:00Z"
+signers:
+  - name: release
+    key: |
+      ` + strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ") + `
+components:
+  - name: gw
+    kind: gateway
+    role: gateway
+    digests: ["` + fx.gw.String() + `"]
+    attestations: [{type: cyclonedx, signers: {anyOf: [release]}}]
+  - name: redactor
+    kind: plugin
+    role: guardrail
+    digests: ["` + fx.plugin.String() + `"]
+    signers: {anyOf: [release]}
+    attestations: [{type: cyclonedx}]
+sbom:
+  deny:
+    - {purl: pkg:pypi/litellm, versions: ">=1.82.7,<=1.82.8"}
+`
+	fx.sbom = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[
+ {"type":"application","name":"gw","bom-ref":"trustgate:gateway/gw","properties":[{"name":"trustgate:kind","value":"gateway"},{"name":"trustgate:digest","value":"` + fx.gw.String() + `"}]},
+ {"type":"application","name":"redactor","bom-ref":"trustgate:plugin/redactor","properties":[{"name":"trustgate:kind","value":"plugin"},{"name":"trustgate:digest","value":"` + fx.plugin.String() + `"}],
+  "components":[{"type":"library","name":"litellm","version":"` + litellm + `","purl":"pkg:pypi/litellm@` + litellm + `"}]}]}`
+	return fx
+}
+
+func (fx deployFixture) bundle(t *testing.T, k *attest.Key) []byte {
+	t.Helper()
+	st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(fx.sbom),
+		attest.Subject{Name: "bin/gw", Digest: map[string]string{"sha256": fx.gw.Hex()}},
+		attest.Subject{Name: "plugins/redactor", Digest: map[string]string{"dirHash": fx.plugin.Hex()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := attest.MarshalBundle(b)
+	return raw
+}
+
+func (fx deployFixture) deployment(t *testing.T, ev ...Evidence) Deployment {
+	t.Helper()
+	p, err := policy.Parse("policy.yaml", []byte(fx.policyText), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Deployment{
+		Policy: p, Now: deployNow, Evidence: ev,
+		Components: []Measured{
+			{Kind: "gateway", Name: "gw", Role: "gateway", Digest: fx.gw},
+			{Kind: "plugin", Name: "redactor", Role: "guardrail", Digest: fx.plugin},
+		},
+	}
+}
+
+func denials(r Report) []string {
+	var out []string
+	for _, d := range r.Decisions {
+		for _, v := range d.Violations {
+			if !d.Allowed {
+				out = append(out, d.Subject+" "+v.Rule)
+			}
+		}
+	}
+	return out
+}
+
+func TestDeploymentAllowed(t *testing.T) {
+	fx := newDeployFixture(t, "1.82.6")
+	r := Check(fx.deployment(t, Evidence{Source: "sbom.bundle.json", Raw: fx.bundle(t, fx.key)}))
+	if !r.Allowed {
+		t.Fatalf("denied: %v\n%+v", denials(r), r.Evidence)
+	}
+	if len(r.Evidence) != 1 || !r.Evidence[0].Verified || len(r.Evidence[0].Subjects) != 2 {
+		t.Fatalf("evidence %+v", r.Evidence)
+	}
+}
+
+func TestDeploymentDenials(t *testing.T) {
+	good := newDeployFixture(t, "1.82.6")
+	stranger, _ := attest.GenerateKey(attest.ECDSAP256)
+	cases := []struct {
+		name string
+		d    func() Deployment
+		want []string
+	}{
+		{"one byte of the plugin changed", func() Deployment {
+			d := good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, good.key)})
+			d.Components[1].Digest = digest.MustParse("h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+			return d
+		}, []string{"plugin/redactor components[1].digests", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		{"a component the policy does not name", func() Deployment {
+			d := good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, good.key)})
+			d.Components = append(d.Components, Measured{Kind: "agent", Name: "shadow", Role: "audit", Digest: digest.FromBytes([]byte("x"))})
+			return d
+		}, []string{"agent/shadow default"}},
+		{"attestation signed by an untrusted key", func() Deployment {
+			return good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, stranger)})
+		}, []string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		{"no attestation at all", func() Deployment { return good.deployment(t) },
+			[]string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		{"denied package in the verified SBOM", func() Deployment {
+			bad := newDeployFixture(t, "1.82.7")
+			bad.key, bad.policyText = good.key, good.policyText
+			return good.deployment(t, Evidence{Source: "b", Raw: bad.bundle(t, good.key)})
+		}, []string{"plugin/redactor sbom.deny[0]"}},
+		{"a garbage bundle proves nothing", func() Deployment {
+			return good.deployment(t, Evidence{Source: "b", Raw: []byte("{")})
+		}, []string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := Check(c.d())
+			if r.Allowed || !sameStrings(denials(r), c.want) {
+				t.Fatalf("allowed=%v denials %q, want %q", r.Allowed, denials(r), c.want)
+			}
+		})
+	}
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, x := range a {
+		seen[x]++
+	}
+	for _, x := range b {
+		seen[x]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
