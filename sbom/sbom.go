@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
@@ -42,7 +43,7 @@ var (
 	// ErrScan means syft could not catalog a component.
 	ErrScan = errors.New("scanning component")
 	// ErrImage means an image could not be read or pinned to one digest.
-	ErrImage = errors.New("image")
+	ErrImage = pin.ErrImage
 )
 
 // Options tune Generate. The zero value is ready to use.
@@ -188,9 +189,9 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 	}
 	if comp.Image != "" {
 		im := g.images[comp.Image]
-		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: im.digest.Hex()}}
+		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: im.Digest.Hex()}}
 		c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropImage, comp.Image,
-			PropDigest, im.digest.String(), PropCommand, string(argv))
+			PropDigest, im.Digest.String(), PropCommand, string(argv))
 		g.dependOn(bomRef, ref("image", comp.Image))
 		return c, nil
 	}
