@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 )
+
+// InitSigner is a signer for Init: a name and a PEM public key.
+type InitSigner struct {
+	Name string
+	PEM  string
+}
 
 // InitValidity is how long a policy from Init is valid.
 const InitValidity = 90 * 24 * time.Hour
@@ -16,9 +23,19 @@ const InitValidity = 90 * 24 * time.Hour
 // capability granted, each credential bound to the one host the stack sends
 // it to today, the known-compromised litellm releases denied, and comments
 // that say what a person must review before signing it.
-func Init(name string, f Facts) ([]byte, error) {
+//
+// Each of signers (a name and a PEM public key) is written inline, and every
+// component then requires a CycloneDX attestation (the SBOM of `trustgate
+// sbom --attest`) signed by one of them.
+func Init(name string, f Facts, signers ...InitSigner) ([]byte, error) {
+	var names []string
+	for _, s := range signers {
+		names = append(names, s.Name)
+	}
 	var buf bytes.Buffer
 	err := initTemplate.Execute(&buf, map[string]any{
+		"Signers": signers,
+		"AnyOf":   strings.Join(names, ", "),
 		"Name":    name,
 		"Today":   f.Now.UTC().Format("2006-01-02"),
 		"Expires": f.Now.UTC().Add(InitValidity).Truncate(time.Second).Format(time.RFC3339),
@@ -34,7 +51,7 @@ func Init(name string, f Facts) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-var initTemplate = template.Must(template.New("policy").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(
+var initTemplate = template.Must(template.New("policy").Funcs(template.FuncMap{"q": strconv.Quote, "indent": indent}).Parse(
 	`# trustgate policy for the deployment {{q .Name}}, written by trustgate policy init
 # on {{.Today}} from what the deployment holds today. Review every REVIEW line,
 # run trustgate policy lint, then sign it with trustgate policy sign.
@@ -57,7 +74,16 @@ expires: {{q .Expires}}
 #       issuer: https://token.actions.githubusercontent.com
 #       subjectRegexp: ^https://github\.com/ORG/REPO/\.github/workflows/release\.yml@refs/heads/main$
 # then require them per component with  signers: {anyOf: [release, ci]}
+{{- if .Signers}}
+signers:
+{{- range .Signers}}
+  - name: {{q .Name}}
+    key: |
+{{indent .PEM}}
+{{- end}}
+{{- else}}
 signers: []
+{{- end}}
 # Anything the deployment runs that is not named here is denied.
 components:
 {{- range .Facts.Components}}
@@ -70,6 +96,9 @@ components:
     # (such as type: cyclonedx) so that a new release can pass without a
     # new policy.
     digests: [{{q .Digest}}]
+{{- if $.AnyOf}}
+    attestations: [{type: cyclonedx, signers: {anyOf: [{{$.AnyOf}}]}}]
+{{- end}}
 {{- if or (eq .Kind "plugin") (eq .Kind "agent")}}
     # Grants nothing: no environment variable, no provider credential, no
     # hook. REVIEW: list what it needs under env, credentials and hooks.
@@ -97,3 +126,12 @@ sbom:
   #       kinds: [plugin]
   #       expression: component.packages.all(p, p.type != "npm")
 `))
+
+// indent puts a PEM block under "key: |" in the template.
+func indent(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = "      " + l
+	}
+	return strings.Join(lines, "\n")
+}

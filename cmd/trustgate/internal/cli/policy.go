@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,6 +30,7 @@ func NewPolicyCmd() *cobra.Command {
 
 func newPolicyInitCmd() *cobra.Command {
 	var stackFile, out string
+	var signerFlags []string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "init --stack FILE [-o policy.yaml]",
@@ -52,7 +54,11 @@ signing it.`,
 			if err != nil {
 				return err
 			}
-			data, err := policy.Init(s.Metadata.Name, facts)
+			signers, err := initSigners(signerFlags)
+			if err != nil {
+				return err
+			}
+			data, err := policy.Init(s.Metadata.Name, facts, signers...)
 			if err != nil {
 				return err
 			}
@@ -74,8 +80,29 @@ signing it.`,
 	cmd.Flags().StringVar(&stackFile, "stack", "", "stack manifest (required)")
 	cmd.Flags().StringVarP(&out, "output", "o", "policy.yaml", "file to write; - for standard output")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing file")
+	cmd.Flags().StringArrayVar(&signerFlags, "signer", nil, "NAME=KEY.pub: a trusted signer, written inline; every component then needs a CycloneDX attestation signed by one (repeatable)")
 	_ = cmd.MarkFlagRequired("stack")
 	return cmd
+}
+
+// initSigners reads --signer NAME=KEY.pub flags.
+func initSigners(flags []string) ([]policy.InitSigner, error) {
+	var out []policy.InitSigner
+	for _, f := range flags {
+		name, path, ok := strings.Cut(f, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("--signer %q: want NAME=KEY.pub", f)
+		}
+		if _, err := loadPublicKeys([]string{path}); err != nil {
+			return nil, fmt.Errorf("--signer %q: %w", f, err)
+		}
+		pem, err := readBounded(path, 64<<10)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, policy.InitSigner{Name: name, PEM: string(pem)})
+	}
+	return out, nil
 }
 
 func newPolicyLintCmd() *cobra.Command {

@@ -48,7 +48,7 @@ func NewRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewDemoCmd())
+	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewDemoCmd())
 	return root
 }
 

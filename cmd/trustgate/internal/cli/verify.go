@@ -1,0 +1,373 @@
+package cli
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/spf13/cobra"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/gather"
+	"github.com/trustgate/trustgate/policy"
+	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verify"
+)
+
+const maxTrustFile = 4 << 20
+
+// loadPublicKeys reads PEM public key files.
+func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
+	var out []crypto.PublicKey
+	for _, p := range paths {
+		data, err := readBounded(p, 64<<10)
+		if err != nil {
+			return nil, err
+		}
+		k, err := cryptoutils.UnmarshalPEMToPublicKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("%q: not a PEM public key", p)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// loadTrustedRoot reads a Sigstore trusted_root.json; "" gives nil.
+func loadTrustedRoot(path string) (root.TrustedMaterial, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := readBounded(path, maxTrustFile)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-root %q: %w", path, err)
+	}
+	return tr, nil
+}
+
+// identityFlags are cosign's flags for a keyless signer.
+type identityFlags struct {
+	identity, identityRegexp, issuer, issuerRegexp string
+}
+
+func (f *identityFlags) register(cmd *cobra.Command, prefix string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.identity, prefix+"certificate-identity", "", "keyless: the certificate's subject (SAN), exactly")
+	fl.StringVar(&f.identityRegexp, prefix+"certificate-identity-regexp", "", "keyless: the certificate's subject, as an anchored regular expression ^...$")
+	fl.StringVar(&f.issuer, prefix+"certificate-oidc-issuer", "", "keyless: the OIDC issuer, exactly")
+	fl.StringVar(&f.issuerRegexp, prefix+"certificate-oidc-issuer-regexp", "", "keyless: the OIDC issuer, as an anchored regular expression")
+}
+
+func (f *identityFlags) set() bool {
+	return f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != ""
+}
+
+type verifyAttestationFlags struct {
+	bundle, key, predType, trustedRoot, output string
+	id                                         identityFlags
+	requireLog, requireTimestamp               bool
+}
+
+// NewVerifyAttestationCmd builds "trustgate verify-attestation".
+func NewVerifyAttestationCmd() *cobra.Command {
+	var f verifyAttestationFlags
+	cmd := &cobra.Command{
+		Use:   "verify-attestation --bundle B (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T] [--trusted-root R] FILE|sha256:DIGEST",
+		Short: "Verify one attestation bundle for one artifact (flags as cosign's)",
+		Long: `Verify a Sigstore bundle holding an in-toto attestation for one artifact: the
+signature (by --key, or keyless by the certificate identity and issuer, checked
+against --trusted-root), the log entries and timestamps the trusted root and
+flags require, the DSSE payload type, the statement, the artifact's digest among
+its subjects, and with --type the predicate type. The artifact is a file, a
+folder (by its h1 tree digest), or sha256:DIGEST. Nothing is fetched.
+
+Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerifyAttestation(cmd, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.bundle, "bundle", "", "the bundle (required)")
+	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
+	fl.StringVar(&f.predType, "type", "", "required predicate type: cyclonedx, slsaprovenance, vsa, policy or a URI")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json (needed for keyless, and for --require-tlog/--require-timestamp)")
+	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
+	fl.BoolVar(&f.requireTimestamp, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	f.id.register(cmd, "")
+	_ = cmd.MarkFlagRequired("bundle")
+	return cmd
+}
+
+func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target string) error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if (f.key != "") == f.id.set() {
+		return errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
+	}
+	var opts verify.Options
+	var err error
+	if f.predType != "" {
+		if opts.PredicateType, err = attest.PredicateType(f.predType); err != nil {
+			return fmt.Errorf("--type: %w", err)
+		}
+	}
+	if opts.Material, err = loadTrustedRoot(f.trustedRoot); err != nil {
+		return err
+	}
+	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTimestamp
+	var signer verify.Signer
+	if f.key != "" {
+		keys, err := loadPublicKeys([]string{f.key})
+		if err != nil {
+			return fmt.Errorf("--key: %w", err)
+		}
+		signer.Key = keys[0]
+	} else if signer.Identity, err = verify.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp); err != nil {
+		return err
+	}
+	art, err := artifactArg(target)
+	if err != nil {
+		return err
+	}
+	raw, err := readBounded(f.bundle, attest.MaxBundleSize)
+	if err != nil {
+		return fmt.Errorf("--bundle: %w", err)
+	}
+	res, verr := verify.Bundle(raw, art, signer, opts)
+	out := cmd.OutOrStdout()
+	if f.output == "json" {
+		doc := map[string]any{"artifact": target, "bundle": f.bundle, "verified": verr == nil}
+		if verr != nil {
+			doc["error"] = verr.Error()
+		} else {
+			doc["signer"], doc["predicateType"] = res.Signer, res.PredicateType
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			return err
+		}
+	} else if verr == nil {
+		fmt.Fprintf(out, "PASS  %s  %s signed by %s (bundle %s)\n", target, res.PredicateType, printable(res.Signer), f.bundle)
+	} else {
+		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, oneLine(verr), f.bundle)
+	}
+	if verr != nil {
+		return &exitError{code: ExitDenied, err: fmt.Errorf("%s: not verified", target)}
+	}
+	return nil
+}
+
+// artifactArg turns FILE, FOLDER or sha256:DIGEST into an artifact.
+func artifactArg(target string) (verify.Artifact, error) {
+	if strings.HasPrefix(target, "sha256:") {
+		d, err := digest.Parse(target)
+		if err != nil {
+			return verify.Artifact{}, fmt.Errorf("%q is not sha256:<64 lower-case hex>", target)
+		}
+		return verify.Artifact{Name: target, SHA256: d.Hex()}, nil
+	}
+	sub, err := attest.FileSubject(target)
+	if err != nil {
+		return verify.Artifact{}, err
+	}
+	return verify.Artifact{Name: sub.Name, SHA256: sub.Digest["sha256"], DirHash: sub.Digest["dirHash"]}, nil
+}
+
+type verifyFlags struct {
+	stack, policy, policyBundle, trustedRoot, state, output string
+	trustKeys, bundles                                      []string
+	policyID                                                identityFlags
+}
+
+// NewVerifyCmd builds "trustgate verify".
+func NewVerifyCmd() *cobra.Command {
+	var f verifyFlags
+	cmd := &cobra.Command{
+		Use:   "verify --stack stack.yaml --policy policy.yaml --trust-root KEY.pub [--bundle B]... [--trusted-root R]",
+		Short: "Verify a whole deployment against its signed policy",
+		Long: `Verify every component of the deployment a stack manifest describes against a
+signed policy. The policy must be signed by a --trust-root key (or the
+--policy-certificate-* identity, with --trusted-root), not be expired, and not
+be older than the last policy accepted (the --state file). Each component is
+measured from the bytes it runs from; each --bundle, and each attestation
+stored beside the stack's registry images, is verified against the policy's
+signers and bound to the components whose digests it names. A component the
+policy does not name is denied.
+
+Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runVerify(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.stack, "stack", "", "stack manifest (required)")
+	fl.StringVar(&f.policy, "policy", "", "the policy (required)")
+	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
+	fl.StringArrayVar(&f.trustKeys, "trust-root", nil, "public key (PEM) allowed to sign the policy (repeatable)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signers")
+	fl.StringArrayVar(&f.bundles, "bundle", nil, "attestation bundle to consider (repeatable)")
+	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	f.policyID.register(cmd, "policy-")
+	_ = cmd.MarkFlagRequired("stack")
+	_ = cmd.MarkFlagRequired("policy")
+	return cmd
+}
+
+func runVerify(cmd *cobra.Command, f verifyFlags) error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	now := time.Now()
+	p, material, err := loadSignedPolicy(f, now)
+	if err != nil {
+		return err
+	}
+	s, err := stack.Load(f.stack)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	measured, providers, err := gather.Stack(ctx, s)
+	if err != nil {
+		return err
+	}
+	evidence, err := gather.Files(f.bundles...)
+	if err != nil {
+		return fmt.Errorf("--bundle: %w", err)
+	}
+	attached, err := gather.Attached(ctx, s, attest.Registry{})
+	if err != nil {
+		return err
+	}
+	r := verify.Check(verify.Deployment{
+		Policy: p, Material: material, Components: measured, Providers: providers,
+		Evidence: append(evidence, attached...), Now: now,
+	})
+	if f.output == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printVerify(cmd, r)
+	}
+	if !r.Allowed {
+		return &exitError{code: ExitDenied, err: errors.New("the deployment is denied")}
+	}
+	return nil
+}
+
+func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.TrustedMaterial, error) {
+	keys, err := loadPublicKeys(f.trustKeys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--trust-root: %w", err)
+	}
+	material, err := loadTrustedRoot(f.trustedRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	trust := policy.TrustRoot{Keys: keys, Material: material}
+	if f.policyID.set() {
+		trust.Identities = []policy.Identity{{Issuer: f.policyID.issuer, IssuerRegexp: f.policyID.issuerRegexp, Subject: f.policyID.identity, SubjectRegexp: f.policyID.identityRegexp}}
+	}
+	if len(trust.Keys) == 0 && len(trust.Identities) == 0 {
+		return nil, nil, errors.New("no policy trust root: give --trust-root KEY.pub or the --policy-certificate-* flags")
+	}
+	data, err := readBounded(f.policy, policy.MaxPolicySize)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundlePath := f.policyBundle
+	if bundlePath == "" {
+		bundlePath = f.policy + ".bundle.json"
+	}
+	bundleJSON, err := readBounded(bundlePath, attest.MaxBundleSize)
+	if errors.Is(err, os.ErrNotExist) {
+		bundleJSON, err = nil, nil // LoadSigned says ErrUnsigned
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	statePath := f.state
+	if statePath == "" {
+		dir, err := stateDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		statePath = filepath.Join(dir, "trustgate", "policy-state.json")
+	}
+	p, err := policy.LoadSigned(f.policy, data, bundleJSON, trust, &policy.State{Path: statePath}, now)
+	if err != nil {
+		return nil, nil, &exitError{code: ExitDenied, err: fmt.Errorf("policy %s: %w", f.policy, err)}
+	}
+	return p, material, nil
+}
+
+// stateDir is $XDG_STATE_HOME, or ~/.local/state.
+func stateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "state"), nil
+}
+
+func printVerify(cmd *cobra.Command, r verify.Report) {
+	out := cmd.OutOrStdout()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, d := range r.Decisions {
+		verdict := "PASS"
+		switch {
+		case !d.Allowed && d.Mode == policy.ModeAudit:
+			verdict = "AUDIT"
+		case !d.Allowed:
+			verdict = "FAIL"
+		}
+		line := verdict + "\t" + d.Subject
+		if !d.Allowed {
+			line += fmt.Sprintf("\t%s: expected %s, found %s", d.Rule, printable(d.Expected), printable(d.Found))
+			if n := len(d.Violations); n > 1 {
+				line += fmt.Sprintf(" (and %d more)", n-1)
+			}
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	for _, e := range r.Evidence {
+		if e.Verified {
+			fmt.Fprintf(out, "evidence  %s: %s signed by %s, about %s\n", printable(e.Source), e.PredicateType, strings.Join(e.Signers, ", "), strings.Join(e.Subjects, ", "))
+		} else {
+			fmt.Fprintf(out, "evidence  %s: not verified: %s\n", printable(e.Source), printable(firstLine(e.Error)))
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
