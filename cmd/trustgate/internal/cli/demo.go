@@ -2,8 +2,10 @@ package cli
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,11 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/gather"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verify"
 )
 
 // NewDemoCmd builds "trustgate demo".
@@ -97,31 +101,121 @@ func runDemo(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	fmt.Fprintf(out, "\n4. Writing a policy for the deployment and signing it\n")
-	return demoPolicy(cmd, dir, s.Metadata.Name, bom, key)
+	p, err := demoPolicy(cmd, dir, s.Metadata.Name, bom, key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n5. Verifying the deployment against the signed policy\n")
+	return demoVerify(cmd, s, p, filepath.Join(dir, "sbom.cdx.json.bundle.json"))
+}
+
+// demoVerify measures the example, verifies it with the SBOM attestation,
+// then changes one byte of the Python plugin and shows the denial.
+func demoVerify(cmd *cobra.Command, s *stack.Stack, p *policy.Policy, bundlePath string) error {
+	out := cmd.OutOrStdout()
+	raw, err := os.ReadFile(bundlePath)
+	if err != nil {
+		return err
+	}
+	check := func() (verify.Report, error) {
+		measured, providers, err := gather.Stack(cmd.Context(), s)
+		if err != nil {
+			return verify.Report{}, err
+		}
+		return verify.Check(verify.Deployment{Policy: p, Components: measured, Providers: providers,
+			Evidence: []verify.Evidence{{Source: "file " + filepath.Base(bundlePath), Raw: raw}}, Now: time.Now()}), nil
+	}
+	r, err := check()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   %s: %d decisions, every component measured from its bytes and bound to the signed SBOM\n", verdictWord(r.Allowed), len(r.Decisions))
+	if !r.Allowed {
+		printVerify(cmd, r)
+		return errors.New("the example does not verify against its own policy")
+	}
+	victim, err := firstFile(filepath.Join(s.Source.Dir, "plugins", "pii-redactor"))
+	if err != nil {
+		return err
+	}
+	orig, err := os.ReadFile(victim)
+	if err != nil {
+		return err
+	}
+	defer os.WriteFile(victim, orig, 0o644)
+	if err := os.WriteFile(victim, append(append([]byte{}, orig...), '#'), 0o644); err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(s.Source.Dir, victim)
+	fmt.Fprintf(out, "   now one byte is appended to %s, and the check runs again:\n", rel)
+	r, err = check()
+	if err != nil {
+		return err
+	}
+	for _, d := range r.Decisions {
+		if !d.Allowed {
+			fmt.Fprintf(out, "   %s  %s  %s: expected %s, found %s\n", verdictWord(false), d.Subject, d.Rule, d.Expected, d.Found)
+		}
+	}
+	if r.Allowed {
+		return errors.New("a changed plugin was not denied")
+	}
+	fmt.Fprintf(out, "   the plugin is denied (and trustgate verify exits 1); the file is put back.\n")
+	return nil
+}
+
+func verdictWord(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// firstFile returns the first regular file under dir, in walk order.
+func firstFile(dir string) (string, error) {
+	var found string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if found == "" && d.Type().IsRegular() {
+			found = path
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if found == "" && err == nil {
+		err = fmt.Errorf("no file under %s", dir)
+	}
+	return found, err
 }
 
 // demoPolicy runs policy init, lint, a dry-run test and sign on the
 // example, then loads the signed policy as a verifier would.
-func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.Key) error {
+func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.Key) (*policy.Policy, error) {
 	out := cmd.OutOrStdout()
 	now := time.Now()
 	facts, err := policy.FactsFromSBOM(bom, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	text, err := policy.Init(name, facts)
+	pub, err := key.MarshalPublic()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	text, err := policy.Init(name, facts, policy.InitSigner{Name: "demo", PEM: string(pub)})
+	if err != nil {
+		return nil, err
 	}
 	polPath := filepath.Join(dir, "policy.yaml")
 	if err := writeFileAtomic(polPath, text, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	p, err := policy.Parse(polPath, text, policy.Options{Now: now})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(out, "   wrote %s (policy init): %d components pinned, no capability granted, litellm 1.82.7 and 1.82.8 denied; lint: no problems\n", polPath, len(p.Components))
+	fmt.Fprintf(out, "   wrote %s (policy init --signer demo=demo.pub): %d components pinned, each needing an SBOM signed by demo, no capability granted, litellm 1.82.7 and 1.82.8 denied; lint: no problems\n", polPath, len(p.Components))
 	dry := facts
 	dry.IgnoreSignaturesUnsafe = true
 	r := policy.Evaluate(p, dry)
@@ -134,27 +228,28 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 	fmt.Fprintf(out, "   policy test (dry run): %d of %d decisions pass\n", passed, len(r.Decisions))
 	st, err := policy.Statement(polPath, text, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	raw, err := attest.MarshalBundle(b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bundlePath := polPath + ".bundle.json"
 	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	trust := policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}}
 	state := &policy.State{Path: filepath.Join(dir, "policy-state.json")}
-	if _, err := policy.LoadSigned(polPath, text, raw, trust, state, now); err != nil {
-		return err
+	loaded, err := policy.LoadSigned(polPath, text, raw, trust, state, now)
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintf(out, "   signed it: %s (predicate %s); loaded back as a verifier does: signature, digest, expiry and version checked\n", bundlePath, attest.PredicatePolicy)
-	return nil
+	return loaded, nil
 }
 
 // emptyTrustedRoot is a Sigstore trusted root that trusts no CA, log or

@@ -88,6 +88,18 @@ func TestKeylessEndToEnd(t *testing.T) {
 		t.Error("bundle verified for another artifact")
 	}
 
+	// trustgate verify-attestation, with cosign's flags.
+	code, stdout, _ = tr.run("verify-attestation", "--bundle", bundle, "--certificate-identity", identity,
+		"--certificate-oidc-issuer", env.IssuerURL, "--trusted-root", env.TrustedRootPath, "--type", "cyclonedx", art)
+	if code != 0 || !strings.Contains(stdout, "PASS") {
+		t.Errorf("verify-attestation keyless: exit %d: %s", code, stdout)
+	}
+	code, stdout, _ = tr.run("verify-attestation", "--bundle", bundle, "--certificate-identity-regexp", `^.*@fork\.example$`,
+		"--certificate-oidc-issuer", env.IssuerURL, "--trusted-root", env.TrustedRootPath, art)
+	if code != 1 || !strings.Contains(stdout, "signer is not the one required") {
+		t.Errorf("verify-attestation, other identity: exit %d: %s", code, stdout)
+	}
+
 	// cosign checks the same bundle against the same trusted root. There is
 	// no CT log, and Rekor v2 gives no integrated time, hence the flags.
 	cosign := interop.Cosign(t)
