@@ -48,6 +48,14 @@ func statementJSON(typ, sha, predType string) string {
 // signPayload signs any payload as DSSE with k: adversarial fixtures are
 // validly signed, so only the one broken thing can make them fail.
 func signPayload(t *testing.T, k *attest.Key, payload, payloadType string) []byte {
+	return signPayloadType(t, k, payload, payloadType)
+}
+
+func signPayloadTB(tb testing.TB, k *attest.Key, payload string) []byte {
+	return signPayloadType(tb, k, payload, attest.PayloadType)
+}
+
+func signPayloadType(t testing.TB, k *attest.Key, payload, payloadType string) []byte {
 	t.Helper()
 	pb, err := sign.Bundle(&sign.DSSEData{Data: []byte(payload), PayloadType: payloadType}, k, sign.BundleOptions{Context: context.Background()})
 	if err != nil {

@@ -24,6 +24,10 @@ type deployFixture struct {
 }
 
 func newDeployFixture(t *testing.T, litellm string) deployFixture {
+	return newDeployFixtureTB(t, litellm)
+}
+
+func newDeployFixtureTB(t testing.TB, litellm string) deployFixture {
 	t.Helper()
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
 	pub, _ := k.MarshalPublic()
@@ -65,6 +69,10 @@ sbom:
 }
 
 func (fx deployFixture) bundle(t *testing.T, k *attest.Key) []byte {
+	return fx.bundleTB(t, k)
+}
+
+func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
 	t.Helper()
 	st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(fx.sbom),
 		attest.Subject{Name: "bin/gw", Digest: map[string]string{"sha256": fx.gw.Hex()}},
@@ -81,6 +89,10 @@ func (fx deployFixture) bundle(t *testing.T, k *attest.Key) []byte {
 }
 
 func (fx deployFixture) deployment(t *testing.T, ev ...Evidence) Deployment {
+	return fx.deploymentTB(t, ev...)
+}
+
+func (fx deployFixture) deploymentTB(t testing.TB, ev ...Evidence) Deployment {
 	t.Helper()
 	p, err := policy.Parse("policy.yaml", []byte(fx.policyText), policy.Options{})
 	if err != nil {

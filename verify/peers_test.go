@@ -55,6 +55,10 @@ func TestCosignMadeBundleVerifies(t *testing.T) {
 // keylessFixture signs an attestation about "artifact A" keyless against
 // the real local Sigstore services.
 func keylessFixture(t *testing.T, env *sigstoretest.Env, content string) []byte {
+	return keylessFixtureTB(t, env, content)
+}
+
+func keylessFixtureTB(t testing.TB, env *sigstoretest.Env, content string) []byte {
 	t.Helper()
 	st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(bomPredicate),
 		attest.Subject{Name: "A", Digest: map[string]string{"sha256": sum(content)}})
@@ -74,7 +78,15 @@ func keylessFixture(t *testing.T, env *sigstoretest.Env, content string) []byte 
 }
 
 // rootWith returns the env's trusted root with f applied to its JSON.
+func rootWithTB(tb testing.TB, env *sigstoretest.Env) root.TrustedMaterial {
+	return rootWithF(tb, env, nil)
+}
+
 func rootWith(t *testing.T, env *sigstoretest.Env, f func(m map[string]any)) root.TrustedMaterial {
+	return rootWithF(t, env, f)
+}
+
+func rootWithF(t testing.TB, env *sigstoretest.Env, f func(m map[string]any)) root.TrustedMaterial {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(env.TrustedRootJSON, &m); err != nil {

@@ -1,0 +1,25 @@
+package verify
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The verifier's packages are what the admission webhook and the gateway
+// link: none may pull in the SBOM generator (syft) or trustgate's sbom
+// package, or the CLI (DESIGN.md, Layout).
+func TestNoHeavyImports(t *testing.T) {
+	for _, pkg := range []string{"verify", "policy", "gather", "pin", "sbomprop", "digest", "stack"} {
+		out, err := exec.Command("go", "list", "-deps", "github.com/trustgate/trustgate/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/anchore/syft") || strings.HasPrefix(dep, "github.com/anchore/stereoscope") ||
+				dep == "github.com/trustgate/trustgate/sbom" || strings.HasPrefix(dep, "github.com/trustgate/trustgate/cmd/") {
+				t.Errorf("%s imports %s", pkg, dep)
+			}
+		}
+	}
+}
