@@ -1,0 +1,71 @@
+package verify
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/sigstoretest"
+)
+
+// failingTransport fails the test on any request, and counts them.
+type failingTransport struct {
+	t     *testing.T
+	calls atomic.Int32
+}
+
+func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.calls.Add(1)
+	f.t.Errorf("verification made a network request: %s %s", r.Method, r.URL)
+	return nil, http.ErrUseLastResponse
+}
+
+// Verification of bundles and of a deployment against local trust material
+// makes no network call: every HTTP transport and the default dialer are
+// replaced by ones that fail the test, then key, keyless and deployment
+// checks run (the fixtures are made before, with the network allowed).
+func TestNoNetwork(t *testing.T) {
+	env := sigstoretest.Start(t)
+	keylessRaw := keylessFixture(t, env, "artifact A")
+	material := rootWith(t, env, nil)
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	id, err := NewIdentity(issuer, "", san, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := attest.GenerateKey(attest.ECDSAP256)
+	keyRaw := signPayload(t, k, statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX), attest.PayloadType)
+	fx := newDeployFixture(t, "1.82.6")
+	deploy := fx.deployment(t, Evidence{Source: "b", Raw: fx.bundle(t, fx.key)})
+
+	ft := &failingTransport{t: t}
+	savedTransport, savedClient := http.DefaultTransport, http.DefaultClient.Transport
+	http.DefaultTransport, http.DefaultClient.Transport = ft, ft
+	savedDial := net.DefaultResolver.Dial
+	net.DefaultResolver.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		ft.calls.Add(1)
+		t.Errorf("verification resolved a name through %s", address)
+		return nil, net.ErrClosed
+	}
+	defer func() {
+		http.DefaultTransport, http.DefaultClient.Transport = savedTransport, savedClient
+		net.DefaultResolver.Dial = savedDial
+	}()
+
+	art := Artifact{SHA256: sum("artifact A")}
+	if _, err := Bundle(keyRaw, art, Signer{Key: k.Public()}, Options{}); err != nil {
+		t.Errorf("key: %v", err)
+	}
+	if _, err := Bundle(keylessRaw, art, Signer{Identity: id}, Options{Material: material}); err != nil {
+		t.Errorf("keyless: %v", err)
+	}
+	if r := Check(deploy); !r.Allowed {
+		t.Errorf("deployment denied: %+v", r.Decisions)
+	}
+	if n := ft.calls.Load(); n != 0 {
+		t.Fatalf("%d network calls", n)
+	}
+}
