@@ -1,0 +1,99 @@
+package gather
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/stack"
+)
+
+// A stack whose gateway runs from a registry image: the image is measured
+// by the digest the registry serves, the gateway by the same digest, and the
+// attestation attached to the image is gathered as evidence.
+func TestStackWithRegistryImage(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
+	img, _ := random.Image(256, 1)
+	tag, _ := name.NewTag(ref)
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "agent"), []byte("agent v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := `apiVersion: trustgate.dev/v1
+kind: Stack
+metadata:
+  name: reg
+gateway:
+  name: gw
+  image: gateway
+agents:
+  - name: audit
+    role: audit
+    path: bin/agent
+images:
+  - name: gateway
+    ref: ` + ref + `
+`
+	s, err := stack.Parse("stack.yaml", dir, []byte(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	measured, _, err := Stack(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range measured {
+		got[m.Kind+"/"+m.Name] = m.Digest.String()
+	}
+	if got["image/gateway"] != want.String() || got["gateway/gw"] != want.String() || got["agent/audit"] != digest.FromBytes([]byte("agent v1")).String() {
+		t.Fatalf("measured %v, want image and gateway %s", got, want)
+	}
+
+	k, _ := attest.GenerateKey(attest.ECDSAP256)
+	d, sub, err := attest.ImageSubject(ctx, ref, attest.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := attest.NewStatement(attest.PredicateCycloneDX, []byte(`{"bomFormat":"CycloneDX"}`), sub)
+	b, _ := attest.Sign(ctx, st, k, attest.Services{})
+	if _, err := attest.Attach(ctx, d, b, attest.Registry{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := Attached(ctx, s, attest.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 1 || !strings.HasPrefix(ev[0].Source, "referrer ") || len(ev[0].Raw) == 0 {
+		t.Fatalf("evidence %+v", ev)
+	}
+}
+
+func TestFilesBounded(t *testing.T) {
+	if _, err := Files(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("a missing bundle file was not an error")
+	}
+}
