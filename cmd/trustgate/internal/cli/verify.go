@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/gather"
 	"github.com/trustgate/trustgate/policy"
+	"github.com/trustgate/trustgate/report"
 	"github.com/trustgate/trustgate/stack"
 	"github.com/trustgate/trustgate/verify"
 )
@@ -225,7 +227,7 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signers")
 	fl.StringArrayVar(&f.bundles, "bundle", nil, "attestation bundle to consider (repeatable)")
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
-	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	fl.StringVarP(&f.output, "output", "o", "text", "text, json (schema/verify-report.schema.json) or sarif (SARIF 2.1.0, for GitHub code scanning)")
 	f.policyID.register(cmd, "policy-")
 	_ = cmd.MarkFlagRequired("stack")
 	_ = cmd.MarkFlagRequired("policy")
@@ -233,8 +235,8 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 }
 
 func runVerify(cmd *cobra.Command, f verifyFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", f.output)
+	if f.output != "text" && f.output != "json" && f.output != "sarif" {
+		return fmt.Errorf("--output %q: want text, json or sarif", f.output)
 	}
 	now := time.Now()
 	p, material, err := loadSignedPolicy(f, now)
@@ -262,13 +264,24 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 		Policy: p, Material: material, Components: measured, Providers: providers,
 		Evidence: append(evidence, attached...), Now: now,
 	})
-	if f.output == "json" {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+	switch f.output {
+	case "json":
+		out, err := report.JSON(r)
+		if err != nil {
 			return err
 		}
-	} else {
+		if _, err := cmd.OutOrStdout().Write(out); err != nil {
+			return err
+		}
+	case "sarif":
+		out, err := report.SARIF(r, filepath.ToSlash(f.stack), version())
+		if err != nil {
+			return err
+		}
+		if _, err := cmd.OutOrStdout().Write(out); err != nil {
+			return err
+		}
+	default:
 		printVerify(cmd, r)
 	}
 	if !r.Allowed {
@@ -321,6 +334,14 @@ func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.Truste
 		return nil, nil, &exitError{code: ExitDenied, err: fmt.Errorf("policy %s: %w", f.policy, err)}
 	}
 	return p, material, nil
+}
+
+// version is trustgate's module version, for reports.
+func version() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "devel"
 }
 
 // stateDir is $XDG_STATE_HOME, or ~/.local/state.

@@ -57,6 +57,11 @@ func TestVerifyDeployment(t *testing.T) {
 		t.Fatalf("json: exit %d: %s", code, stdout)
 	}
 
+	code, stdout, _ = tr.run(e.args("-o", "sarif")...)
+	if code != 0 || !strings.Contains(stdout, `"version": "2.1.0"`) {
+		t.Fatalf("sarif: exit %d: %.200s", code, stdout)
+	}
+
 	// One byte more in a file of the Python plugin: denied, with the rule,
 	// the expected and the found digest.
 	victim := filepath.Join(e.dir, "plugins", "pii-redactor", "pii_redactor", "__init__.py")
@@ -68,6 +73,10 @@ func TestVerifyDeployment(t *testing.T) {
 	code, stdout, _ = tr.run(e.args()...)
 	if code != cli.ExitDenied || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests: expected h1:") {
 		t.Fatalf("tampered plugin: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = tr.run(e.args("-o", "sarif")...)
+	if code != cli.ExitDenied || !strings.Contains(stdout, "trustgate/components.digests") || !strings.Contains(stdout, `"level": "error"`) {
+		t.Fatalf("sarif of a denial: exit %d: %.400s", code, stdout)
 	}
 	writeFile(t, victim, string(orig))
 	tr.sweep(e.key)
