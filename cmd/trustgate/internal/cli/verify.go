@@ -119,30 +119,11 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
-	if (f.key != "") == f.id.set() {
-		return errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
-	}
-	var opts verify.Options
-	var err error
-	if f.predType != "" {
-		if opts.PredicateType, err = attest.PredicateType(f.predType); err != nil {
-			return fmt.Errorf("--type: %w", err)
-		}
-	}
-	if opts.Material, err = loadTrustedRoot(f.trustedRoot); err != nil {
+	signer, opts, err := signerFromFlags(f.key, f.id, f.predType, f.trustedRoot)
+	if err != nil {
 		return err
 	}
 	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTimestamp
-	var signer verify.Signer
-	if f.key != "" {
-		keys, err := loadPublicKeys([]string{f.key})
-		if err != nil {
-			return fmt.Errorf("--key: %w", err)
-		}
-		signer.Key = keys[0]
-	} else if signer.Identity, err = verify.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp); err != nil {
-		return err
-	}
 	art, err := artifactArg(target)
 	if err != nil {
 		return err
@@ -229,8 +210,13 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text, json (schema/verify-report.schema.json) or sarif (SARIF 2.1.0, for GitHub code scanning)")
 	f.policyID.register(cmd, "policy-")
-	_ = cmd.MarkFlagRequired("stack")
-	_ = cmd.MarkFlagRequired("policy")
+	cmd.AddCommand(newVerifyImageCmd())
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if f.stack == "" || f.policy == "" {
+			return errors.New(`required flags "stack" and "policy" (or: trustgate verify image REF)`)
+		}
+		return nil
+	}
 	return cmd
 }
 

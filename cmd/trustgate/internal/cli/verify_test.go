@@ -2,10 +2,18 @@ package cli_test
 
 import (
 	"encoding/json"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/testutil"
@@ -154,4 +162,44 @@ func TestVerifyAttestationCLI(t *testing.T) {
 
 func interopEmptyRoot(t *testing.T) string {
 	return writeFile(t, filepath.Join(t.TempDir(), "root.json"), `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`)
+}
+
+func TestVerifyImage(t *testing.T) {
+	for _, referrers := range []bool{true, false} {
+		t.Run(map[bool]string{true: "referrers", false: "cosign tag"}[referrers], func(t *testing.T) {
+			tr := &transcript{t: t}
+			dir := t.TempDir()
+			key, pub := keyPair(tr, dir, "ecdsa-p256")
+			_, otherPub := keyPair(tr, t.TempDir(), "ecdsa-p256")
+			pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
+			srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
+			defer srv.Close()
+			ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
+			img, _ := random.Image(256, 1)
+			tag, _ := name.NewTag(ref)
+			if err := remote.Write(tag, img); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, _ := tr.run("verify", "image", ref, "--key", pub)
+			if code != cli.ExitDenied || !strings.Contains(stdout, "no attestation stored") {
+				t.Fatalf("no attestation: exit %d: %s", code, stdout)
+			}
+			if code, _, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", ref, "--key", key, "--attach"); code != 0 {
+				t.Fatal(stderr)
+			}
+			code, stdout, _ = tr.run("verify", "image", ref, "--key", pub, "--type", "cyclonedx")
+			if code != 0 || !strings.Contains(stdout, "PASS") {
+				t.Fatalf("verify image: exit %d: %s", code, stdout)
+			}
+			code, stdout, _ = tr.run("verify", "image", ref, "--key", otherPub)
+			if code != cli.ExitDenied || !strings.Contains(stdout, "signature does not verify") {
+				t.Fatalf("other key: exit %d: %s", code, stdout)
+			}
+			code, stdout, _ = tr.run("verify", "image", ref, "--key", pub, "--type", "slsaprovenance")
+			if code != cli.ExitDenied || !strings.Contains(stdout, "another predicate type") {
+				t.Fatalf("other type: exit %d: %s", code, stdout)
+			}
+			tr.sweep(key)
+		})
+	}
 }

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/verify"
+)
+
+type verifyImageFlags struct {
+	key, predType, trustedRoot string
+	id                         identityFlags
+	requireLog, requireTime    bool
+}
+
+// newVerifyImageCmd builds "trustgate verify image".
+func newVerifyImageCmd() *cobra.Command {
+	var f verifyImageFlags
+	cmd := &cobra.Command{
+		Use:   "image REF (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T]",
+		Short: "Verify the attestations stored beside an image",
+		Long: `Resolve an image reference to the digest its registry serves now, find the
+attestations stored beside it (OCI 1.1 referrers first, then the cosign tag
+sha256-<hex>.att), and verify each for that digest, signed as the flags say.
+It passes when at least one verifies (of --type, if given); every attestation
+is listed with where it was found and what became of it.
+
+Exit 0 when one verifies, 1 when none does, 2 for bad input.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerifyImage(cmd, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
+	fl.StringVar(&f.predType, "type", "", "required predicate type")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json")
+	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
+	fl.BoolVar(&f.requireTime, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
+	f.id.register(cmd, "")
+	return cmd
+}
+
+func runVerifyImage(cmd *cobra.Command, f verifyImageFlags, ref string) error {
+	signer, opts, err := signerFromFlags(f.key, f.id, f.predType, f.trustedRoot)
+	if err != nil {
+		return err
+	}
+	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
+	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
+	defer cancel()
+	img, _, err := attest.ImageSubject(ctx, ref, attest.Registry{})
+	if err != nil {
+		return err
+	}
+	as, err := attest.Attachments(ctx, img, attest.Registry{})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	art := verify.Artifact{Name: img.String(), SHA256: img.DigestStr()[len("sha256:"):]}
+	passed := 0
+	for _, a := range as {
+		where := fmt.Sprintf("%s %s", a.Source, a.Digest)
+		if a.Bundle == nil {
+			fmt.Fprintf(out, "FAIL  %s  %s: a cosign entry without a bundle cannot be verified offline\n", img, printable(where))
+			continue
+		}
+		res, err := verify.Bundle(a.Bundle, art, signer, opts)
+		if err != nil {
+			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", img, printable(where), printable(oneLine(err)))
+			continue
+		}
+		passed++
+		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", img, printable(where), res.PredicateType, printable(res.Signer))
+	}
+	if len(as) == 0 {
+		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it (referrers or cosign tag)\n", img)
+	}
+	if passed == 0 {
+		return &exitError{code: ExitDenied, err: errors.New(img.String() + ": no attestation verifies")}
+	}
+	return nil
+}
+
+// signerFromFlags builds the signer and options of the verify commands.
+func signerFromFlags(key string, id identityFlags, predType, trustedRoot string) (verify.Signer, verify.Options, error) {
+	var s verify.Signer
+	var opts verify.Options
+	if (key != "") == id.set() {
+		return s, opts, errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
+	}
+	var err error
+	if predType != "" {
+		if opts.PredicateType, err = attest.PredicateType(predType); err != nil {
+			return s, opts, fmt.Errorf("--type: %w", err)
+		}
+	}
+	if opts.Material, err = loadTrustedRoot(trustedRoot); err != nil {
+		return s, opts, err
+	}
+	if key != "" {
+		keys, err := loadPublicKeys([]string{key})
+		if err != nil {
+			return s, opts, fmt.Errorf("--key: %w", err)
+		}
+		s.Key = keys[0]
+		return s, opts, nil
+	}
+	s.Identity, err = verify.NewIdentity(id.issuer, id.issuerRegexp, id.identity, id.identityRegexp)
+	return s, opts, err
+}
