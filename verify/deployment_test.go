@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +190,38 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func TestSummary(t *testing.T) {
+	fx := newDeployFixture(t, "1.82.6")
+	d := fx.deployment(t, Evidence{Source: "file sbom.bundle.json", Raw: fx.bundle(t, fx.key)}, Evidence{Source: "file junk", Raw: []byte("{")})
+	r := Check(d)
+	st, err := Summary(d, r, SummaryInput{
+		Manifest: "stack.yaml", ManifestDigest: digest.FromBytes([]byte("manifest")),
+		Policy: "policy.yaml", PolicyDigest: digest.FromBytes([]byte(fx.policyText)), Version: "test", Time: deployNow,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PredicateType != attest.PredicateVSA || len(st.Subject) != 3 {
+		t.Fatalf("statement %+v", st)
+	}
+	var pred struct {
+		VerificationResult string
+		Policy             struct{ Digest map[string]string }
+		InputAttestations  []struct{ URI string }
+	}
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+		t.Fatal(err)
+	}
+	if pred.VerificationResult != "PASSED" || pred.Policy.Digest["sha256"] != digest.FromBytes([]byte(fx.policyText)).Hex() ||
+		len(pred.InputAttestations) != 1 || pred.InputAttestations[0].URI != "file sbom.bundle.json" {
+		t.Fatalf("predicate %+v", pred)
+	}
+	// A denied deployment is summarized as FAILED.
+	d.Components[0].Digest = digest.FromBytes([]byte("other gateway"))
+	st, _ = Summary(d, Check(d), SummaryInput{Manifest: "stack.yaml", ManifestDigest: digest.FromBytes([]byte("m")), Policy: "p", PolicyDigest: digest.FromBytes([]byte("p")), Time: deployNow})
+	if !strings.Contains(string(st.Predicate), `"verificationResult":"FAILED"`) {
+		t.Fatalf("denied deployment: %s", st.Predicate)
+	}
 }

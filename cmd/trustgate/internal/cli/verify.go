@@ -177,6 +177,8 @@ type verifyFlags struct {
 	stack, policy, policyBundle, trustedRoot, state, output string
 	trustKeys, bundles                                      []string
 	policyID                                                identityFlags
+	vsa                                                     string
+	sign                                                    signFlags
 }
 
 // NewVerifyCmd builds "trustgate verify".
@@ -210,6 +212,8 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text, json (schema/verify-report.schema.json) or sarif (SARIF 2.1.0, for GitHub code scanning)")
 	f.policyID.register(cmd, "policy-")
+	fl.StringVar(&f.vsa, "vsa", "", "also write a signed SLSA verification summary of this run to this file (needs --key or --keyless)")
+	f.sign.register(fl)
 	cmd.AddCommand(newVerifyImageCmd())
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		if f.stack == "" || f.policy == "" {
@@ -223,6 +227,13 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	if f.output != "text" && f.output != "json" && f.output != "sarif" {
 		return fmt.Errorf("--output %q: want text, json or sarif", f.output)
+	}
+	if f.vsa != "" {
+		if err := f.sign.check(); err != nil {
+			return fmt.Errorf("--vsa: %w", err)
+		}
+	} else if f.sign.key != "" || f.sign.keyless {
+		return errors.New("--key and --keyless sign a verification summary: give --vsa FILE")
 	}
 	now := time.Now()
 	p, material, err := loadSignedPolicy(f, now)
@@ -246,10 +257,16 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	if err != nil {
 		return err
 	}
-	r := verify.Check(verify.Deployment{
+	d := verify.Deployment{
 		Policy: p, Material: material, Components: measured, Providers: providers,
 		Evidence: append(evidence, attached...), Now: now,
-	})
+	}
+	r := verify.Check(d)
+	if f.vsa != "" {
+		if err := writeSummary(cmd, f, s, p, d, r, now); err != nil {
+			return err
+		}
+	}
 	switch f.output {
 	case "json":
 		out, err := report.JSON(r)
@@ -274,6 +291,23 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 		return &exitError{code: ExitDenied, err: errors.New("the deployment is denied")}
 	}
 	return nil
+}
+
+// writeSummary signs a SLSA verification summary of the run and writes it.
+func writeSummary(cmd *cobra.Command, f verifyFlags, s *stack.Stack, p *policy.Policy, d verify.Deployment, r verify.Report, now time.Time) error {
+	st, err := verify.Summary(d, r, verify.SummaryInput{
+		Manifest: filepath.Base(s.Source.File), ManifestDigest: s.Source.Digest,
+		Policy: filepath.Base(f.policy), PolicyDigest: p.Source().Digest,
+		Version: version(), Time: now,
+	})
+	if err != nil {
+		return err
+	}
+	b, err := f.sign.sign(cmd, st)
+	if err != nil {
+		return fmt.Errorf("--vsa: %w", err)
+	}
+	return deliver(cmd, b, f.vsa, false, nil)
 }
 
 func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.TrustedMaterial, error) {

@@ -70,6 +70,20 @@ func TestVerifyDeployment(t *testing.T) {
 		t.Fatalf("sarif: exit %d: %.200s", code, stdout)
 	}
 
+	// A signed verification summary of the run, about the manifest and
+	// every component, that verifies for the manifest with the key.
+	vsa := filepath.Join(t.TempDir(), "vsa.json")
+	if code, _, stderr := tr.run(e.args("--vsa", vsa, "--key", e.key)...); code != 0 {
+		t.Fatalf("--vsa: exit %d: %s", code, stderr)
+	}
+	code, stdout, _ = tr.run("verify-attestation", "--bundle", vsa, "--key", e.pub, "--type", "vsa", e.stack)
+	if code != 0 || !strings.Contains(stdout, "https://slsa.dev/verification_summary/v1") {
+		t.Fatalf("the summary does not verify: exit %d: %s", code, stdout)
+	}
+	if code, _, stderr := tr.run(e.args("--key", e.key)...); code != cli.ExitUsage || !strings.Contains(stderr, "--vsa") {
+		t.Fatalf("--key without --vsa: exit %d: %s", code, stderr)
+	}
+
 	// One byte more in a file of the Python plugin: denied, with the rule,
 	// the expected and the found digest.
 	victim := filepath.Join(e.dir, "plugins", "pii-redactor", "pii_redactor", "__init__.py")
