@@ -443,10 +443,14 @@ func noDuplicateKeys(data []byte) error {
 			}
 		case string:
 			if top != nil && top.obj && top.wantKey {
-				if top.keys[t] {
+				// encoding/json matches field names without regard to
+				// case, so "predicateType" and "PredicateType" are the
+				// same key to one reader and two to another.
+				k := strings.ToLower(t)
+				if top.keys[k] {
 					return fmt.Errorf("duplicate key %q", clip(t))
 				}
-				top.keys[t] = true
+				top.keys[k] = true
 				top.wantKey = false
 				continue
 			}

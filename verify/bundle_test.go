@@ -162,6 +162,7 @@ func TestAdversarialKey(t *testing.T) {
 		{"too many log entries", many("tlogEntries", MaxTlogEntries+1), a, key, opts, ErrTooLarge},
 		{"too many timestamps", many("timestamps", MaxTimestamps+1), a, key, opts, ErrTooLarge},
 		{"duplicate JSON keys in the statement", resign(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"A","digest":{"sha256":"` + sum("artifact A") + `"}}],"predicateType":"https://cyclonedx.org/bom","predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`), a, key, opts, ErrStatement},
+		{"keys that differ only in case", resign(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"A","digest":{"sha256":"` + sum("artifact A") + `"}}],"predicateType":"https://slsa.dev/provenance/v1","PredicateType":"https://cyclonedx.org/bom","predicate":{}}`), a, key, opts, ErrStatement},
 		{"duplicate digest keys in a subject", resign(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"A","digest":{"sha256":"` + sum("artifact B") + `","sha256":"` + sum("artifact A") + `"}}],"predicateType":"https://cyclonedx.org/bom","predicate":{}}`), a, key, opts, ErrStatement},
 		{"statement with no subject", resign(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"https://cyclonedx.org/bom","predicate":{}}`), a, key, opts, ErrStatement},
 		{"statement not JSON", resign(`not json`), a, key, opts, ErrStatement},
