@@ -44,6 +44,11 @@ type ComponentFacts struct {
 	Attestations []AttestationFacts `json:"attestations,omitempty" yaml:"attestations,omitempty"`
 	// Packages are the purls the SBOM lists inside the component.
 	Packages []string `json:"packages,omitempty" yaml:"packages,omitempty"`
+	// SBOM says that an SBOM (a verified one, in verify) lists the
+	// component, so that Packages is its inventory and not an absence of
+	// evidence. Without it, a policy with SBOM rules denies the component:
+	// no package can be shown not to be denied.
+	SBOM bool `json:"sbom,omitempty" yaml:"sbom,omitempty"`
 	// Requested is what the deployment's config would give the component.
 	Requested Capabilities `json:"requested,omitempty" yaml:"requested,omitempty"`
 }
@@ -190,6 +195,9 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		}
 	}
 	*v = append(*v, capabilityViolations(at+".capabilities", pc.Capabilities, c.Requested)...)
+	if !c.SBOM && (len(p.SBOM.Deny) > 0 || len(p.SBOM.Rules) > 0) && c.Kind != "model" {
+		*v = append(*v, Violation{"sbom", "an SBOM that lists this component's packages, for the deny list and rules", "none"})
+	}
 	*v = append(*v, p.packageViolations(c)...)
 	*v = append(*v, p.celViolations(c, f)...)
 	if c.Kind == "plugin" || c.Kind == "agent" {

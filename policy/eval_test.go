@@ -125,7 +125,7 @@ func TestCELRuleIsBounded(t *testing.T) {
 	p := &Policy{expires: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
 		SBOM:       SBOMRules{Rules: []CELRule{{Name: "slow", Expression: "x", program: prg}}},
 		Components: []Component{{Kind: "plugin", Name: "big", digests: nil}}}
-	r := Evaluate(p, Facts{Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Components: []ComponentFacts{{Kind: "plugin", Name: "big", Packages: pkgs}}})
+	r := Evaluate(p, Facts{Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Components: []ComponentFacts{{Kind: "plugin", Name: "big", Packages: pkgs, SBOM: true}}})
 	if r.Allowed || len(r.Decisions) != 1 || !strings.Contains(r.Decisions[0].Found, "evaluation error") {
 		t.Fatalf("slow rule: %+v", r.Decisions)
 	}

@@ -31,7 +31,7 @@ func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
 				continue // a model served by a provider: no artifact here to pin
 			}
 			cf := ComponentFacts{
-				Kind: kind, Name: c.Name,
+				Kind: kind, Name: c.Name, SBOM: true,
 				Role:   sbomprop.Get(c.Properties, sbomprop.Role),
 				Digest: sbomprop.Get(c.Properties, sbomprop.Digest),
 			}

@@ -48,7 +48,7 @@ func FuzzCEL(f *testing.F) {
 		_ = json.Unmarshal(sbomJSON, &doc)
 		p := &Policy{expires: time.Unix(1<<40, 0), SBOM: SBOMRules{Rules: []CELRule{{Name: "fuzz", Expression: expr, program: prg}}},
 			Components: []Component{{Kind: "plugin", Name: "x"}}}
-		r := Evaluate(p, Facts{Now: time.Unix(0, 0), SBOM: doc, Components: []ComponentFacts{{Kind: "plugin", Name: "x", Packages: []string{"pkg:npm/a@1"}}}})
+		r := Evaluate(p, Facts{Now: time.Unix(0, 0), SBOM: doc, Components: []ComponentFacts{{Kind: "plugin", Name: "x", Packages: []string{"pkg:npm/a@1"}, SBOM: true}}})
 		if len(r.Decisions) != 1 {
 			t.Fatalf("%d decisions", len(r.Decisions))
 		}

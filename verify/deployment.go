@@ -133,7 +133,9 @@ func attach(d Deployment, ev Evidence, facts *policy.Facts) EvidenceResult {
 		}
 		c.Attestations = append(c.Attestations, policy.AttestationFacts{PredicateType: verified.PredicateType, Signers: out.Signers, Predicate: pred})
 		if bom != nil {
-			c.Packages = append(c.Packages, packagesOf(bom, c.Kind, c.Name, d.Components[i].Digest)...)
+			pkgs, listed := packagesOf(bom, c.Kind, c.Name, d.Components[i].Digest)
+			c.Packages = append(c.Packages, pkgs...)
+			c.SBOM = c.SBOM || listed
 		}
 	}
 	return out
@@ -179,16 +181,17 @@ func artifactOf(d digest.Digest) Artifact {
 }
 
 // packagesOf lists the purls a verified SBOM records inside the component
-// of this kind and name whose recorded digest is the measured one.
-func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) []string {
+// of this kind and name whose recorded digest is the measured one; listed
+// says whether the SBOM has that component at all.
+func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) (out []string, listed bool) {
 	if bom.Components == nil {
-		return nil
+		return nil, false
 	}
-	var out []string
 	for _, c := range *bom.Components {
 		if c.Name != name || sbomprop.Get(c.Properties, sbomprop.Kind) != kind || sbomprop.Get(c.Properties, sbomprop.Digest) != d.String() {
 			continue
 		}
+		listed = true
 		if c.Components != nil {
 			for _, p := range *c.Components {
 				if p.PackageURL != "" {
@@ -197,7 +200,7 @@ func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) []string {
 			}
 		}
 	}
-	return out
+	return out, listed
 }
 
 func statementMap(st *attest.Statement) map[string]any {

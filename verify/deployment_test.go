@@ -143,7 +143,7 @@ func TestDeploymentDenials(t *testing.T) {
 			d := good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, good.key)})
 			d.Components[1].Digest = digest.MustParse("h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 			return d
-		}, []string{"plugin/redactor components[1].digests", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		}, []string{"plugin/redactor components[1].digests", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 		{"a component the policy does not name", func() Deployment {
 			d := good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, good.key)})
 			d.Components = append(d.Components, Measured{Kind: "agent", Name: "shadow", Role: "audit", Digest: digest.FromBytes([]byte("x"))})
@@ -151,17 +151,22 @@ func TestDeploymentDenials(t *testing.T) {
 		}, []string{"agent/shadow default"}},
 		{"attestation signed by an untrusted key", func() Deployment {
 			return good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, stranger)})
-		}, []string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		}, []string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 		{"no attestation at all", func() Deployment { return good.deployment(t) },
-			[]string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+			[]string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 		{"denied package in the verified SBOM", func() Deployment {
 			bad := newDeployFixture(t, "1.82.7")
 			bad.key, bad.policyText = good.key, good.policyText
 			return good.deployment(t, Evidence{Source: "b", Raw: bad.bundle(t, good.key)})
 		}, []string{"plugin/redactor sbom.deny[0]"}},
+		{"the verified SBOM does not list the plugin", func() Deployment {
+			bad := good
+			bad.sbom = strings.Replace(good.sbom, `"name":"redactor"`, `"name":"someone-else"`, 1)
+			return good.deployment(t, Evidence{Source: "b", Raw: bad.bundle(t, good.key)})
+		}, []string{"plugin/redactor sbom"}},
 		{"a garbage bundle proves nothing", func() Deployment {
 			return good.deployment(t, Evidence{Source: "b", Raw: []byte("{")})
-		}, []string{"gateway/gw components[0].attestations[0]", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]"}},
+		}, []string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
