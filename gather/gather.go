@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -100,9 +101,15 @@ func pathDigest(root *os.Root, p string) (digest.Digest, error) {
 func Files(paths ...string) ([]verify.Evidence, error) {
 	var out []verify.Evidence
 	for _, p := range paths {
-		f, err := os.Open(p)
+		// Non-blocking, and only a regular file: a FIFO given as a bundle
+		// must not hang the verifier.
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("%q is not a regular file", p)
 		}
 		raw, err := io.ReadAll(io.LimitReader(f, attest.MaxBundleSize+1))
 		f.Close()

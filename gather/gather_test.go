@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -92,8 +93,19 @@ images:
 	}
 }
 
-func TestFilesBounded(t *testing.T) {
-	if _, err := Files(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+func TestFilesRefusesWhatIsNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Files(filepath.Join(dir, "missing.json")); err == nil {
 		t.Fatal("a missing bundle file was not an error")
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Files(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("fifo: %v", err)
+	}
+	if _, err := Files(dir); err == nil {
+		t.Fatal("a folder was read as a bundle")
 	}
 }

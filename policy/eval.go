@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 )
 
@@ -40,10 +41,19 @@ type ComponentFacts struct {
 	Digest string `json:"digest" yaml:"digest"`
 	// Signers are the policy's signers whose signature over the component
 	// verified.
-	Signers      []string           `json:"signers,omitempty" yaml:"signers,omitempty"`
+	Signers []string `json:"signers,omitempty" yaml:"signers,omitempty"`
+	// Signatures, when set, groups Signers by signature: each entry lists
+	// the signer names one signature verified under (two names when two
+	// policy signers share a key or overlapping identities). A k-of-n rule
+	// needs k distinct signatures matched to k distinct names. When empty,
+	// each name in Signers counts as its own signature.
+	Signatures   [][]string         `json:"signatures,omitempty" yaml:"signatures,omitempty"`
 	Attestations []AttestationFacts `json:"attestations,omitempty" yaml:"attestations,omitempty"`
 	// Packages are the purls the SBOM lists inside the component.
 	Packages []string `json:"packages,omitempty" yaml:"packages,omitempty"`
+	// Unidentified names the packages the SBOM lists inside the component
+	// without a purl: a deny list cannot clear them.
+	Unidentified []string `json:"unidentified,omitempty" yaml:"unidentified,omitempty"`
 	// SBOM says that an SBOM (a verified one, in verify) lists the
 	// component, so that Packages is its inventory and not an absence of
 	// evidence. Without it, a policy with SBOM rules denies the component:
@@ -57,6 +67,7 @@ type ComponentFacts struct {
 type AttestationFacts struct {
 	PredicateType string         `json:"predicateType" yaml:"predicateType"`
 	Signers       []string       `json:"signers,omitempty" yaml:"signers,omitempty"`
+	Signatures    [][]string     `json:"signatures,omitempty" yaml:"signatures,omitempty"`
 	Predicate     map[string]any `json:"predicate,omitempty" yaml:"predicate,omitempty"`
 }
 
@@ -181,7 +192,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		*v = append(*v, Violation{at + ".digests", oneOf(pc.Digests), orNone(c.Digest)})
 	}
 	if pc.Signers != nil && !f.IgnoreSignaturesUnsafe {
-		if ok, want, got := pc.Signers.satisfied(c.Signers); !ok {
+		if ok, want, got := pc.Signers.satisfied(c.Signers, c.Signatures); !ok {
 			*v = append(*v, Violation{at + ".signers", want, got})
 		}
 	}
@@ -197,6 +208,9 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 	*v = append(*v, capabilityViolations(at+".capabilities", pc.Capabilities, c.Requested)...)
 	if !c.SBOM && (len(p.SBOM.Deny) > 0 || len(p.SBOM.Rules) > 0) && c.Kind != "model" {
 		*v = append(*v, Violation{"sbom", "an SBOM that lists this component's packages, for the deny list and rules", "none"})
+	}
+	if len(c.Unidentified) > 0 && len(p.SBOM.Deny) > 0 {
+		*v = append(*v, Violation{"sbom.deny", "every package identified by a purl, so the deny list can judge it", "no purl for " + strings.Join(c.Unidentified, ", ")})
 	}
 	*v = append(*v, p.packageViolations(c)...)
 	*v = append(*v, p.celViolations(c, f)...)
@@ -221,24 +235,58 @@ func oneOf(items []string) string {
 	return "one of " + strings.Join(items, ", ")
 }
 
-// satisfied checks a k-of-n rule against the signers that verified.
-func (r *SignerRule) satisfied(verified []string) (bool, string, string) {
+// satisfied checks a k-of-n rule against the signatures that verified:
+// k distinct signatures, each matched to a distinct name of AnyOf, so that
+// one signature never counts twice (two names with one key, overlapping
+// identities). Without signature groups, each verified name is one
+// signature.
+func (r *SignerRule) satisfied(verified []string, signatures [][]string) (bool, string, string) {
 	need := r.Threshold
 	if need == 0 {
 		need = 1
 	}
-	var got []string
-	for _, n := range r.AnyOf {
-		if slices.Contains(verified, n) && !slices.Contains(got, n) {
-			got = append(got, n)
+	if len(signatures) == 0 {
+		for _, n := range verified {
+			signatures = append(signatures, []string{n})
 		}
 	}
+	matched := matchSignatures(r.AnyOf, signatures)
 	want := fmt.Sprintf("%d of %s", need, strings.Join(r.AnyOf, ", "))
 	found := "no trusted signature"
-	if len(got) > 0 {
-		found = "signed by " + strings.Join(got, ", ")
+	if len(matched) > 0 {
+		found = fmt.Sprintf("%d distinct signature(s), by %s", len(matched), strings.Join(matched, ", "))
 	}
-	return len(got) >= need, want, found
+	return len(matched) >= need, want, found
+}
+
+// matchSignatures is a maximum matching of signatures to distinct names
+// (augmenting paths; n is a handful), returning the matched names.
+func matchSignatures(names []string, signatures [][]string) []string {
+	owner := map[string]int{} // name -> signature index
+	var try func(sig int, seen map[string]bool) bool
+	try = func(sig int, seen map[string]bool) bool {
+		for _, n := range signatures[sig] {
+			if !slices.Contains(names, n) || seen[n] {
+				continue
+			}
+			seen[n] = true
+			if o, taken := owner[n]; !taken || try(o, seen) {
+				owner[n] = sig
+				return true
+			}
+		}
+		return false
+	}
+	for i := range signatures {
+		try(i, map[string]bool{})
+	}
+	var out []string
+	for _, n := range names {
+		if _, ok := owner[n]; ok && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // check finds an attestation that meets the rule; otherwise it returns the
@@ -250,8 +298,12 @@ func (a AttestationRule) check(found []AttestationFacts) (Violation, bool) {
 		if f.PredicateType != want {
 			continue
 		}
+		if want == attest.PredicateVSA && lookupString(f.Predicate, "verificationResult") != "PASSED" {
+			best = Violation{Rule: ".verificationResult", Expected: "PASSED", Found: orNone(lookupString(f.Predicate, "verificationResult"))}
+			continue
+		}
 		if a.Signers != nil {
-			if ok, w, g := a.Signers.satisfied(f.Signers); !ok {
+			if ok, w, g := a.Signers.satisfied(f.Signers, f.Signatures); !ok {
 				best = Violation{Rule: ".signers", Expected: w, Found: g}
 				continue
 			}

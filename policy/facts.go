@@ -39,6 +39,8 @@ func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
 				for _, p := range *c.Components {
 					if p.PackageURL != "" {
 						cf.Packages = append(cf.Packages, p.PackageURL)
+					} else if p.Type != cdx.ComponentTypeFile && p.Type != cdx.ComponentTypeOS {
+						cf.Unidentified = append(cf.Unidentified, p.Name+"@"+p.Version)
 					}
 				}
 			}

@@ -187,6 +187,20 @@ var (
 
 func (c *checker) signerList() {
 	c.signers = map[string]bool{}
+	hints := map[string]string{}
+	defer func() {
+		// One key under two names would let one signature count twice.
+		for i, s := range c.p.Signers {
+			if s.publicKey == nil {
+				continue
+			}
+			h, _ := attest.KeyHint(s.publicKey)
+			if prev, ok := hints[h]; ok {
+				c.fail(fmt.Sprintf("signers[%d]", i), ErrDuplicate, "the same key as signer %q", prev)
+			}
+			hints[h] = s.Name
+		}
+	}()
 	for i := range c.p.Signers {
 		s := &c.p.Signers[i]
 		at := fmt.Sprintf("signers[%d]", i)

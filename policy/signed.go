@@ -135,7 +135,11 @@ func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult,
 		if tr.Material == nil {
 			return nil, fmt.Errorf("%w: signed keyless, and no trusted root was given", ErrUntrustedSigner)
 		}
-		v, err := sgverify.NewVerifier(tr.Material, sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1))
+		vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
+		if len(tr.Material.CTLogs()) > 0 {
+			vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
+		}
+		v, err := sgverify.NewVerifier(tr.Material, vopts...)
 		if err != nil {
 			return nil, err
 		}

@@ -68,7 +68,7 @@ func SARIF(r verify.Report, manifest, version string) ([]byte, error) {
 				WithArtifactLocation(sarif.NewArtifactLocation().WithURI(manifest)).
 				WithRegion(sarif.NewSimpleRegion(1, 1)))
 			res := sarif.NewRuleResult(id).WithLevel(level).WithMessage(sarif.NewTextMessage(msg)).AddLocation(loc)
-			res.WithPartialFingerprints(map[string]string{"trustgate/subject-rule": d.Subject + " " + v.Rule})
+			res.WithPartialFingerprints(map[string]string{"trustgate/violation": d.Subject + " " + v.Rule + " " + v.Found})
 			results = append(results, res)
 		}
 	}

@@ -143,28 +143,40 @@ func parseRaw(raw []byte) (*bundle.Bundle, error) {
 	}
 	// Count entries before the full parse, which would validate (and spend
 	// time on) every one of them.
+	// protojson also takes the proto field names, so both spellings count.
 	var shallow struct {
-		VerificationMaterial struct {
-			TlogEntries               []json.RawMessage `json:"tlogEntries"`
-			TimestampVerificationData struct {
-				Timestamps []json.RawMessage `json:"rfc3161Timestamps"`
-			} `json:"timestampVerificationData"`
-		} `json:"verificationMaterial"`
+		VM  shallowVM `json:"verificationMaterial"`
+		VM2 shallowVM `json:"verification_material"`
 	}
 	if err := json.Unmarshal(raw, &shallow); err != nil {
 		return nil, fmt.Errorf("%w: not JSON", ErrMalformed)
 	}
-	if n := len(shallow.VerificationMaterial.TlogEntries); n > MaxTlogEntries {
-		return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
-	}
-	if n := len(shallow.VerificationMaterial.TimestampVerificationData.Timestamps); n > MaxTimestamps {
-		return nil, fmt.Errorf("%w: %d timestamps, limit %d", ErrTooLarge, n, MaxTimestamps)
+	for _, vm := range []shallowVM{shallow.VM, shallow.VM2} {
+		if n := len(vm.Tlog) + len(vm.Tlog2); n > MaxTlogEntries {
+			return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
+		}
+		if n := len(vm.TS.Stamps) + len(vm.TS.Stamps2) + len(vm.TS2.Stamps) + len(vm.TS2.Stamps2); n > MaxTimestamps {
+			return nil, fmt.Errorf("%w: %d timestamps, limit %d", ErrTooLarge, n, MaxTimestamps)
+		}
 	}
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return &b, nil
+}
+
+// shallowVM is a bundle's verification material, read only to count.
+type shallowVM struct {
+	Tlog  []json.RawMessage `json:"tlogEntries"`
+	Tlog2 []json.RawMessage `json:"tlog_entries"`
+	TS    shallowTS         `json:"timestampVerificationData"`
+	TS2   shallowTS         `json:"timestamp_verification_data"`
+}
+
+type shallowTS struct {
+	Stamps  []json.RawMessage `json:"rfc3161Timestamps"`
+	Stamps2 []json.RawMessage `json:"rfc3161_timestamps"`
 }
 
 // Parsed is Bundle for a bundle already parsed.
@@ -444,8 +456,14 @@ func noDuplicateKeys(data []byte) error {
 		case string:
 			if top != nil && top.obj && top.wantKey {
 				// encoding/json matches field names without regard to
-				// case, so "predicateType" and "PredicateType" are the
-				// same key to one reader and two to another.
+				// case (and folds some non-ASCII letters onto ASCII ones),
+				// so "predicateType" and "PredicateType" are the same key
+				// to one reader and two to another. Keys are ASCII here.
+				for _, r := range t {
+					if r > 0x7e || r < 0x20 {
+						return fmt.Errorf("object key %q is not printable ASCII", clip(t))
+					}
+				}
 				k := strings.ToLower(t)
 				if top.keys[k] {
 					return fmt.Errorf("duplicate key %q", clip(t))

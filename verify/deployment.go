@@ -75,15 +75,46 @@ func Check(d Deployment) Report {
 		})
 	}
 	var results []EvidenceResult
+	var sboms []*Result // verified CycloneDX statements that name a measured component
 	for _, ev := range d.Evidence {
-		results = append(results, attach(d, ev, &facts))
+		res, verified := attach(d, ev, &facts)
+		results = append(results, res)
+		if verified != nil && verified.PredicateType == attest.PredicateCycloneDX && len(res.Subjects) > 0 {
+			sboms = append(sboms, verified)
+		}
+	}
+	// The deployment-wide SBOM (for required fields and CEL rules) is the
+	// one verified SBOM about this deployment. Two that differ leave none,
+	// so that the rules fail rather than read whichever came last.
+	switch distinctPredicates(sboms) {
+	case 1:
+		_ = json.Unmarshal(sboms[0].Statement.Predicate, &facts.SBOM)
+		facts.Statement = statementMap(sboms[0].Statement)
+	case 0:
+	default:
+		for i := range results {
+			if results[i].PredicateType == attest.PredicateCycloneDX && len(results[i].Subjects) > 0 {
+				results[i].Error = "one of several different verified SBOMs of this deployment: none is used for SBOM-wide rules"
+			}
+		}
 	}
 	r := policy.Evaluate(d.Policy, facts)
 	return Report{Allowed: r.Allowed, Decisions: r.Decisions, Evidence: results}
 }
 
-// attach verifies one bundle and adds what it proves to the facts.
-func attach(d Deployment, ev Evidence, facts *policy.Facts) EvidenceResult {
+func distinctPredicates(rs []*Result) int {
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[string(r.Statement.Predicate)] = true
+	}
+	return len(seen)
+}
+
+// attach verifies one bundle and adds what it proves to the facts: an
+// attestation about each component it names, and, when it asserts
+// something of the component (an SBOM, a provenance, a PASSED verification
+// summary), the signature toward the component's signer rules.
+func attach(d Deployment, ev Evidence, facts *policy.Facts) (EvidenceResult, *Result) {
 	out := EvidenceResult{Source: ev.Source}
 	var verified *Result
 	for _, s := range d.Policy.Signers {
@@ -106,7 +137,7 @@ func attach(d Deployment, ev Evidence, facts *policy.Facts) EvidenceResult {
 		if len(d.Policy.Signers) == 0 {
 			out.Error = "the policy trusts no signer"
 		}
-		return out
+		return out, nil
 	}
 	out.Verified, out.Error, out.PredicateType = true, "", verified.PredicateType
 	var pred map[string]any
@@ -116,29 +147,61 @@ func attach(d Deployment, ev Evidence, facts *policy.Facts) EvidenceResult {
 		var b cdx.BOM
 		if json.Unmarshal(verified.Statement.Predicate, &b) == nil {
 			bom = &b
-			facts.SBOM = pred
-			facts.Statement = statementMap(verified.Statement)
 		}
 	}
+	// The names this one signature verified under count as one signature.
+	group := slices.Clone(out.Signers)
+	endorses := endorsement(verified.PredicateType, pred)
 	for i := range facts.Components {
 		c := &facts.Components[i]
 		if !names(verified.Statement, d.Components[i].Digest) {
 			continue
 		}
 		out.Subjects = append(out.Subjects, c.Kind+"/"+c.Name)
-		for _, n := range out.Signers {
-			if !slices.Contains(c.Signers, n) {
-				c.Signers = append(c.Signers, n)
+		if endorses {
+			for _, n := range group {
+				if !slices.Contains(c.Signers, n) {
+					c.Signers = append(c.Signers, n)
+				}
 			}
+			c.Signatures = append(c.Signatures, group)
 		}
-		c.Attestations = append(c.Attestations, policy.AttestationFacts{PredicateType: verified.PredicateType, Signers: out.Signers, Predicate: pred})
+		c.Attestations = append(c.Attestations, policy.AttestationFacts{PredicateType: verified.PredicateType, Signers: group, Signatures: [][]string{group}, Predicate: pred})
 		if bom != nil {
-			pkgs, listed := packagesOf(bom, c.Kind, c.Name, d.Components[i].Digest)
+			pkgs, unidentified, listed := packagesOf(bom, c.Kind, c.Name, d.Components[i].Digest)
 			c.Packages = append(c.Packages, pkgs...)
+			c.Unidentified = append(c.Unidentified, unidentified...)
 			c.SBOM = c.SBOM || listed
 		}
 	}
-	return out
+	return out, verified
+}
+
+// Endorses reports whether a verified attestation vouches for its subjects
+// (see endorsement): a verification summary that did not pass does not.
+func Endorses(r *Result) bool {
+	var pred map[string]any
+	_ = json.Unmarshal(r.Statement.Predicate, &pred)
+	switch r.PredicateType {
+	case attest.PredicateVSA:
+		return endorsement(r.PredicateType, pred)
+	}
+	return true
+}
+
+// endorsement reports whether a statement of this type vouches for its
+// subjects, so that its signature counts as the signer's signature over
+// them: an SBOM or a provenance does, a verification summary only when it
+// says PASSED, and other predicates (a policy, a custom type) do not.
+func endorsement(predicateType string, pred map[string]any) bool {
+	switch predicateType {
+	case attest.PredicateCycloneDX, attest.PredicateSLSAProvenance:
+		return true
+	case attest.PredicateVSA:
+		r, _ := pred["verificationResult"].(string)
+		return r == "PASSED"
+	}
+	return false
 }
 
 // bundleAbout verifies a bundle's signature for a signer, not yet bound to
@@ -181,11 +244,12 @@ func artifactOf(d digest.Digest) Artifact {
 }
 
 // packagesOf lists the purls a verified SBOM records inside the component
-// of this kind and name whose recorded digest is the measured one; listed
-// says whether the SBOM has that component at all.
-func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) (out []string, listed bool) {
+// of this kind and name whose recorded digest is the measured one, the
+// packages it lists there without a purl, and whether it has that
+// component at all.
+func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) (out, unidentified []string, listed bool) {
 	if bom.Components == nil {
-		return nil, false
+		return nil, nil, false
 	}
 	for _, c := range *bom.Components {
 		if c.Name != name || sbomprop.Get(c.Properties, sbomprop.Kind) != kind || sbomprop.Get(c.Properties, sbomprop.Digest) != d.String() {
@@ -194,13 +258,16 @@ func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) (out []string,
 		listed = true
 		if c.Components != nil {
 			for _, p := range *c.Components {
-				if p.PackageURL != "" {
+				switch {
+				case p.PackageURL != "":
 					out = append(out, p.PackageURL)
+				case p.Type != cdx.ComponentTypeFile && p.Type != cdx.ComponentTypeOS:
+					unidentified = append(unidentified, p.Name+"@"+p.Version)
 				}
 			}
 		}
 	}
-	return out, listed
+	return out, unidentified, listed
 }
 
 func statementMap(st *attest.Statement) map[string]any {

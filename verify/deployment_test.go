@@ -230,3 +230,53 @@ func TestSummary(t *testing.T) {
 		t.Fatalf("denied deployment: %s", st.Predicate)
 	}
 }
+
+// A signed verification summary that says FAILED, about a tampered plugin,
+// fed back as evidence, does not count as its signer's signature over the
+// plugin.
+func TestFailedSummaryIsNoSignature(t *testing.T) {
+	fx := newDeployFixture(t, "1.82.6")
+	d := fx.deployment(t, Evidence{Source: "b", Raw: fx.bundle(t, fx.key)})
+	d.Components[1].Digest = digest.MustParse("h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	r := Check(d)
+	if r.Allowed {
+		t.Fatal("tampered plugin allowed")
+	}
+	st, err := Summary(d, r, SummaryInput{Manifest: "stack.yaml", ManifestDigest: digest.FromBytes([]byte("m")), Policy: "p", PolicyDigest: digest.FromBytes([]byte("p")), Time: deployNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := attest.Sign(context.Background(), st, fx.key, attest.Services{})
+	vsa, _ := attest.MarshalBundle(b)
+	d.Evidence = append(d.Evidence, Evidence{Source: "vsa", Raw: vsa})
+	r = Check(d)
+	if r.Allowed || !sameStrings(denials(r)[:2], []string{"plugin/redactor components[1].digests", "plugin/redactor components[1].signers"}) {
+		t.Fatalf("a FAILED summary changed the verdict: %v", denials(r))
+	}
+}
+
+// A signed SBOM about some other artifact does not become the deployment's
+// SBOM for SBOM-wide rules; two different SBOMs of the deployment leave none.
+func TestForeignSBOMIsIgnored(t *testing.T) {
+	fx := newDeployFixture(t, "1.82.6")
+	fx.policyText += "  require: [serialNumber]\n"
+	d := fx.deployment(t, Evidence{Source: "real", Raw: fx.bundle(t, fx.key)})
+	if r := Check(d); r.Allowed {
+		t.Fatal("an SBOM without a serial number met require: [serialNumber]")
+	}
+	withSerial := `{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":"urn:uuid:1","version":1}`
+	st, _ := attest.NewStatement(attest.PredicateCycloneDX, []byte(withSerial), attest.Subject{Name: "other", Digest: map[string]string{"sha256": sum("unrelated")}})
+	b, _ := attest.Sign(context.Background(), st, fx.key, attest.Services{})
+	foreign, _ := attest.MarshalBundle(b)
+	d.Evidence = append(d.Evidence, Evidence{Source: "foreign", Raw: foreign})
+	if r := Check(d); r.Allowed {
+		t.Fatal("an SBOM about another artifact satisfied the deployment's SBOM rules")
+	}
+	// A second, different SBOM of the same components: neither is used.
+	other := fx
+	other.sbom = strings.Replace(fx.sbom, `"version":1`, `"version":1,"serialNumber":"urn:uuid:2"`, 1)
+	d.Evidence = []Evidence{{Source: "real", Raw: fx.bundle(t, fx.key)}, {Source: "second", Raw: other.bundle(t, fx.key)}}
+	if r := Check(d); r.Allowed {
+		t.Fatal("two different SBOMs: the last one decided")
+	}
+}

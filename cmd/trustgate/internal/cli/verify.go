@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -147,7 +148,7 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 			return err
 		}
 	} else if verr == nil {
-		fmt.Fprintf(out, "PASS  %s  %s signed by %s (bundle %s)\n", target, res.PredicateType, printable(res.Signer), f.bundle)
+		fmt.Fprintf(out, "PASS  %s  %s signed by %s (bundle %s)\n", target, res.PredicateType, signerName(signer), f.bundle)
 	} else {
 		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, oneLine(verr), f.bundle)
 	}
@@ -244,7 +245,8 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx := cmd.Context()
+	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
+	defer cancel()
 	measured, providers, err := gather.Stack(ctx, s)
 	if err != nil {
 		return err

@@ -75,8 +75,12 @@ func runVerifyImage(cmd *cobra.Command, f verifyImageFlags, ref string) error {
 			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", img, printable(where), printable(oneLine(err)))
 			continue
 		}
+		if !verify.Endorses(res) {
+			fmt.Fprintf(out, "FAIL  %s  %s: a signed %s that does not vouch for the image (a verification summary that did not pass)\n", img, printable(where), res.PredicateType)
+			continue
+		}
 		passed++
-		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", img, printable(where), res.PredicateType, printable(res.Signer))
+		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", img, printable(where), res.PredicateType, signerName(signer))
 	}
 	if len(as) == 0 {
 		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it (referrers or cosign tag)\n", img)
@@ -113,4 +117,16 @@ func signerFromFlags(key string, id identityFlags, predType, trustedRoot string)
 	}
 	s.Identity, err = verify.NewIdentity(id.issuer, id.issuerRegexp, id.identity, id.identityRegexp)
 	return s, opts, err
+}
+
+// signerName names the signer the caller required (never the label a bundle
+// gives itself).
+func signerName(s verify.Signer) string {
+	if s.Key != nil {
+		if h, err := attest.KeyHint(s.Key); err == nil {
+			return "key " + h
+		}
+		return "the given key"
+	}
+	return s.Identity.String()
 }
