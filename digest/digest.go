@@ -14,9 +14,10 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/mod/sumdb/dirhash"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // Errors returned by this package. Callers match them with errors.Is.
@@ -27,7 +28,7 @@ var (
 	ErrMismatch = errors.New("digest mismatch")
 	// ErrUnsupportedFile means a tree holds something other than regular
 	// files, directories and in-tree symbolic links (a device, a socket, ...).
-	ErrUnsupportedFile = errors.New("unsupported file type")
+	ErrUnsupportedFile = readfile.ErrNotRegular
 	// ErrTooManyFiles means a tree holds more files than MaxTreeFiles.
 	ErrTooManyFiles = errors.New("too many files in tree")
 )
@@ -214,24 +215,10 @@ func File(root *os.Root, name string) (FileDigests, error) {
 	return d, nil
 }
 
-// openRegular opens name in root for reading, and fails unless it is a
-// regular file. It opens without blocking, so that a FIFO put in a file's
-// place is refused instead of hanging the caller.
+// openRegular opens name in root for reading, only a regular file, without
+// blocking (see package readfile).
 func openRegular(root *os.Root, name string) (*os.File, error) {
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, kind(fi.Mode()))
-	}
-	return f, nil
+	return readfile.OpenIn(root, name)
 }
 
 // Tree computes the h1 tree digest (see the package doc) of the directory dir
@@ -276,10 +263,10 @@ func treeFiles(root *os.Root) ([]string, error) {
 				return fmt.Errorf("symbolic link %q: %w", name, err)
 			}
 			if !fi.Mode().IsRegular() {
-				return fmt.Errorf("symbolic link %q: %w: points to a %s", name, ErrUnsupportedFile, kind(fi.Mode()))
+				return fmt.Errorf("symbolic link %q: %w: points to a %s", name, ErrUnsupportedFile, readfile.Kind(fi.Mode()))
 			}
 		default:
-			return fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, kind(de.Type()))
+			return fmt.Errorf("%q: %w: %s", name, ErrUnsupportedFile, readfile.Kind(de.Type()))
 		}
 		if len(files) >= MaxTreeFiles {
 			return fmt.Errorf("%w: more than %d", ErrTooManyFiles, MaxTreeFiles)
@@ -292,16 +279,6 @@ func treeFiles(root *os.Root) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
-}
-
-func kind(m fs.FileMode) string {
-	if m.IsDir() {
-		return "directory"
-	}
-	if t := m.Type().String(); t != "" {
-		return "file of mode " + t
-	}
-	return "file"
 }
 
 func sum(alg Algorithm, h hash.Hash) Digest {

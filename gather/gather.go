@@ -7,10 +7,8 @@ package gather
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -20,6 +18,8 @@ import (
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/stack"
 	"github.com/trustgate/trustgate/verify"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // Stack measures every component of s: gateway, plugins and agents by the
@@ -101,23 +101,9 @@ func pathDigest(root *os.Root, p string) (digest.Digest, error) {
 func Files(paths ...string) ([]verify.Evidence, error) {
 	var out []verify.Evidence
 	for _, p := range paths {
-		// Non-blocking, and only a regular file: a FIFO given as a bundle
-		// must not hang the verifier.
-		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		raw, err := readfile.Read(p, attest.MaxBundleSize)
 		if err != nil {
 			return nil, err
-		}
-		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-			f.Close()
-			return nil, fmt.Errorf("%q is not a regular file", p)
-		}
-		raw, err := io.ReadAll(io.LimitReader(f, attest.MaxBundleSize+1))
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading %q: %w", p, err)
-		}
-		if len(raw) > attest.MaxBundleSize {
-			return nil, fmt.Errorf("%q is larger than %d bytes", p, attest.MaxBundleSize)
 		}
 		out = append(out, verify.Evidence{Source: "file " + p, Raw: raw})
 	}

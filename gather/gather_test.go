@@ -2,6 +2,7 @@ package gather
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/stack"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // A stack whose gateway runs from a registry image: the image is measured
@@ -102,7 +105,7 @@ func TestFilesRefusesWhatIsNotAFile(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Files(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := Files(fifo); !errors.Is(err, readfile.ErrNotRegular) {
 		t.Fatalf("fifo: %v", err)
 	}
 	if _, err := Files(dir); err == nil {

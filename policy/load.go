@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/yamlx"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // MaxPolicySize bounds a policy file.
@@ -84,7 +85,7 @@ type Options struct {
 // Load reads and parses the policy file at path, with keyFile paths
 // relative to its folder.
 func Load(path string, now time.Time) (*Policy, error) {
-	data, err := readBounded(path, MaxPolicySize)
+	data, err := readfile.Read(path, MaxPolicySize)
 	if err != nil {
 		return nil, err
 	}
@@ -254,14 +255,9 @@ func (c *checker) keyFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(filepath.FromSlash(name))
+	data, err := readfile.ReadIn(root, filepath.FromSlash(name), 64<<10)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open it inside the policy's folder")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot read it inside the policy's folder")
 	}
 	return data, nil
 }
@@ -518,20 +514,4 @@ func (c *checker) sbom() {
 		}
 		r.program = prg
 	}
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%q is larger than %d bytes", path, limit)
-	}
-	return data, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/trustgate/trustgate/attest"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // Errors of LoadSigned, one per way a policy is refused.
@@ -228,15 +229,10 @@ func (s *State) accept(p *Policy) error {
 // read returns the last accepted policy, or seen=false when there is no
 // state file yet. A damaged file is an error, never a reset to zero.
 func (s *State) read() (acceptedPolicy, bool, error) {
-	f, err := os.Open(s.Path)
+	data, err := readfile.Read(s.Path, 64<<10)
 	if errors.Is(err, os.ErrNotExist) {
 		return acceptedPolicy{}, false, nil
 	}
-	if err != nil {
-		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: %w", s.Path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: %w", s.Path, err)
 	}

@@ -3,7 +3,6 @@ package stack
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/yamlx"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // MaxManifestSize bounds the manifest file Load will read.
@@ -55,14 +56,13 @@ var (
 // Load reads, parses and checks the manifest at file. Paths in it resolve
 // against the manifest's folder.
 func Load(file string) (*Stack, error) {
-	f, err := os.Open(file)
+	// One byte over the limit is read, so that yamlx reports the size.
+	data, err := readfile.Read(file, MaxManifestSize+1)
+	if errors.Is(err, readfile.ErrTooLarge) {
+		return nil, &FieldError{File: file, Err: fmt.Errorf("%w: larger than %d bytes", ErrTooLarge, MaxManifestSize)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading stack manifest: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading stack manifest %q: %w", file, err)
 	}
 	dir, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {

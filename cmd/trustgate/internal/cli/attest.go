@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/trustgate/trustgate/attest"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // signFlags are the flags of every command that signs: attest, and sbom
@@ -116,7 +117,7 @@ const registryTimeout = 5 * time.Minute
 func identityToken(ctx context.Context, flag string) (string, error) {
 	if flag != "" {
 		if fi, err := os.Stat(flag); err == nil && fi.Mode().IsRegular() {
-			data, err := readBounded(flag, maxTokenFile)
+			data, err := readfile.Read(flag, maxTokenFile)
 			if err != nil {
 				return "", fmt.Errorf("--identity-token: %w", err)
 			}
@@ -135,22 +136,6 @@ func identityToken(ctx context.Context, flag string) (string, error) {
 		return "", fmt.Errorf("%w: pass --identity-token, set SIGSTORE_ID_TOKEN, or run in GitHub Actions with id-token: write", attest.ErrNoIdentityToken)
 	}
 	return t, nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %q: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%q is larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 type attestFlags struct {
@@ -209,7 +194,7 @@ func runAttest(cmd *cobra.Command, f attestFlags) error {
 	if err != nil {
 		return fmt.Errorf("--type: %w", err)
 	}
-	predicate, err := readBounded(f.predicate, attest.MaxPredicateSize)
+	predicate, err := readfile.Read(f.predicate, attest.MaxPredicateSize)
 	if err != nil {
 		return fmt.Errorf("--predicate: %w", err)
 	}

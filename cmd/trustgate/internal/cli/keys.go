@@ -3,13 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/trustgate/trustgate/attest"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // PasswordEnv names the environment variable that holds the password of an
@@ -144,14 +145,9 @@ func readPassword(cmd *cobra.Command, what string, confirm bool) ([]byte, error)
 // encrypted. Errors name the file and the reason, never its content or the
 // password.
 func loadKey(cmd *cobra.Command, path string) (*attest.Key, error) {
-	f, err := os.Open(path)
+	data, err := readfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--key: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("--key %q: %w", path, err)
 	}
 	key, err := attest.ParsePrivateKey(data, nil)
 	if errors.Is(err, attest.ErrPasswordRequired) {

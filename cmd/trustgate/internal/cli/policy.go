@@ -16,6 +16,8 @@ import (
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 // NewPolicyCmd builds "trustgate policy" and its subcommands.
@@ -96,7 +98,7 @@ func initSigners(flags []string) ([]policy.InitSigner, error) {
 		if _, err := loadPublicKeys([]string{path}); err != nil {
 			return nil, fmt.Errorf("--signer %q: %w", f, err)
 		}
-		pem, err := readBounded(path, 64<<10)
+		pem, err := readfile.Read(path, 64<<10)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +253,7 @@ its subject. A policy with problems, or one already expired, is not signed.`,
 			}
 			file := args[0]
 			// One read: the bytes linted are the bytes signed.
-			data, err := readBounded(file, policy.MaxPolicySize)
+			data, err := readfile.Read(file, policy.MaxPolicySize)
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,8 @@ import (
 	"github.com/trustgate/trustgate/report"
 	"github.com/trustgate/trustgate/stack"
 	"github.com/trustgate/trustgate/verify"
+
+	"github.com/trustgate/trustgate/internal/readfile"
 )
 
 const maxTrustFile = 4 << 20
@@ -32,7 +34,7 @@ const maxTrustFile = 4 << 20
 func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
 	var out []crypto.PublicKey
 	for _, p := range paths {
-		data, err := readBounded(p, 64<<10)
+		data, err := readfile.Read(p, 64<<10)
 		if err != nil {
 			return nil, err
 		}
@@ -50,7 +52,7 @@ func loadTrustedRoot(path string) (root.TrustedMaterial, error) {
 	if path == "" {
 		return nil, nil
 	}
-	data, err := readBounded(path, maxTrustFile)
+	data, err := readfile.Read(path, maxTrustFile)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +131,7 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if err != nil {
 		return err
 	}
-	raw, err := readBounded(f.bundle, attest.MaxBundleSize)
+	raw, err := readfile.Read(f.bundle, attest.MaxBundleSize)
 	if err != nil {
 		return fmt.Errorf("--bundle: %w", err)
 	}
@@ -328,7 +330,7 @@ func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.Truste
 	if len(trust.Keys) == 0 && len(trust.Identities) == 0 {
 		return nil, nil, errors.New("no policy trust root: give --trust-root KEY.pub or the --policy-certificate-* flags")
 	}
-	data, err := readBounded(f.policy, policy.MaxPolicySize)
+	data, err := readfile.Read(f.policy, policy.MaxPolicySize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -336,7 +338,7 @@ func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.Truste
 	if bundlePath == "" {
 		bundlePath = f.policy + ".bundle.json"
 	}
-	bundleJSON, err := readBounded(bundlePath, attest.MaxBundleSize)
+	bundleJSON, err := readfile.Read(bundlePath, attest.MaxBundleSize)
 	if errors.Is(err, os.ErrNotExist) {
 		bundleJSON, err = nil, nil // LoadSigned says ErrUnsigned
 	}
