@@ -13,8 +13,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -257,4 +259,18 @@ func (k *Key) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
 		return nil, nil, fmt.Errorf("signing: %w", err)
 	}
 	return sig, msg, nil
+}
+
+// TrustedKey is Sigstore trust material that trusts exactly pub, whatever
+// hint a bundle gives: a hint names a key, it never picks one. Verifiers of
+// key signatures (policy loading, verify) use it so that no other key, and
+// no other trust material, can stand in.
+func TrustedKey(pub crypto.PublicKey) (root.TrustedMaterial, error) {
+	sv, err := signature.LoadDefaultVerifier(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
+	}), nil
 }

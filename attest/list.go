@@ -8,14 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -75,18 +74,11 @@ func isBundleType(t string) bool {
 // clients keep for registries without the referrers API.
 func referrersTagIndex(img name.Digest, opts []remote.Option) ([]v1.Descriptor, error) {
 	tag := img.Context().Tag(strings.Replace(img.DigestStr(), ":", "-", 1))
-	desc, err := remote.Head(tag, opts...)
-	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-		return nil, nil
+	d, err := headTag(tag, "an image index", types.MediaType.IsIndex, opts)
+	if err != nil || d == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
-	}
-	if desc.Size > maxManifestSize || !desc.MediaType.IsIndex() {
-		return nil, fmt.Errorf("%w: %s is not an image index of at most %d bytes", ErrAttachment, tag, maxManifestSize)
-	}
-	idx, err := remote.Index(tag.Context().Digest(desc.Digest.String()), opts...)
+	idx, err := remote.Index(d, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
 	}

@@ -350,6 +350,22 @@ func existingTagImage(tag name.Tag, opts []remote.Option) (v1.Image, error) {
 // tagImage reads the image at tag, or nil if the tag does not exist. Its
 // manifest must be an image manifest of at most maxManifestSize bytes.
 func tagImage(tag name.Tag, opts []remote.Option) (v1.Image, error) {
+	d, err := headTag(tag, "an image manifest", types.MediaType.IsImage, opts)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	img, err := remote.Image(d, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
+	}
+	return img, nil
+}
+
+// headTag resolves tag to the digest it names now, or nil if it does not
+// exist; what it names must be of the kind ok accepts (image manifest,
+// index) and at most maxManifestSize bytes, checked before anything is
+// fetched.
+func headTag(tag name.Tag, what string, ok func(types.MediaType) bool, opts []remote.Option) (*name.Digest, error) {
 	desc, err := remote.Head(tag, opts...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
@@ -358,14 +374,11 @@ func tagImage(tag name.Tag, opts []remote.Option) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
 	}
-	if desc.Size > maxManifestSize || !desc.MediaType.IsImage() {
-		return nil, fmt.Errorf("%w: %s is not an image manifest of at most %d bytes", ErrAttachment, tag, maxManifestSize)
+	if desc.Size > maxManifestSize || !ok(desc.MediaType) {
+		return nil, fmt.Errorf("%w: %s is not %s of at most %d bytes", ErrAttachment, tag, what, maxManifestSize)
 	}
-	img, err := remote.Image(tag.Context().Digest(desc.Digest.String()), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %w", ErrRegistry, tag, err)
-	}
-	return img, nil
+	d := tag.Context().Digest(desc.Digest.String())
+	return &d, nil
 }
 
 // compactProto is protojson without its deliberately unstable whitespace.

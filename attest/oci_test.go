@@ -4,21 +4,17 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // verifyImageBundle checks b with sigstore-go against k, bound to the image
@@ -32,20 +28,7 @@ func verifyImageBundle(t *testing.T, b *bundle.Bundle, k *Key, sub Subject) erro
 // returns the image's tag reference.
 func testRegistry(t *testing.T, referrers bool) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/gateway:1.0"
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
+	ref, _ := testutil.Registry(t, referrers, nil, "gateway:1.0")
 	return ref
 }
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,32 +12,18 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // registryWith serves a real registry (referrers API on) behind wrap, which
 // may change how the referrers endpoint answers, and pushes one image.
 func registryWith(t *testing.T, wrap func(inner http.Handler) http.Handler) name.Digest {
 	t.Helper()
-	inner := registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(wrap(inner))
-	t.Cleanup(srv.Close)
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/gateway:1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _, err := ImageSubject(context.Background(), tag.String(), Registry{})
+	ref, _ := testutil.Registry(t, true, wrap, "gateway:1.0")
+	d, _, err := ImageSubject(context.Background(), ref, Registry{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,40 +3,26 @@ package gather
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/stack"
 
 	"github.com/trustgate/trustgate/internal/readfile"
+
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // A stack whose gateway runs from a registry image: the image is measured
 // by the digest the registry serves, the gateway by the same digest, and the
 // attestation attached to the image is gathered as evidence.
 func TestStackWithRegistryImage(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
-	img, _ := random.Image(256, 1)
-	tag, _ := name.NewTag(ref)
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := img.Digest()
+	ref, want := testutil.Registry(t, true, nil, "ai/gateway:1.0")
 
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {

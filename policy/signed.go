@@ -15,7 +15,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/trustgate/trustgate/attest"
 
@@ -158,15 +157,12 @@ func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult,
 		return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
 	}
 	for _, k := range tr.Keys {
-		sv, err := signature.LoadDefaultVerifier(k)
+		// Only this key: trust material that resolves other keys (a
+		// component signer's, say) must never sign a policy.
+		tm, err := attest.TrustedKey(k)
 		if err != nil {
 			return nil, err
 		}
-		// Only this key: trust material that resolves other keys (a
-		// component signer's, say) must never sign a policy.
-		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
-		})
 		v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
 		if err != nil {
 			return nil, err

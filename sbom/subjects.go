@@ -57,3 +57,14 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 	}
 	return out, nil
 }
+
+// Statement is the in-toto statement that attests an SBOM: predicate type
+// CycloneDX, the SBOM's bytes (data, as Marshal wrote them) as predicate,
+// and Subjects(bom) as subjects.
+func Statement(bom *cdx.BOM, data []byte) (*attest.Statement, error) {
+	subjects, err := Subjects(bom)
+	if err != nil {
+		return nil, err
+	}
+	return attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/policy"
@@ -279,15 +278,10 @@ func verifySignature(b *bundle.Bundle, s Signer, opts Options) (*sgverify.Verifi
 }
 
 func verifyKey(b *bundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
-	sv, err := signature.LoadDefaultVerifier(key)
+	tm, err := attest.TrustedKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: unsupported public key: %v", ErrNoSigner, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoSigner, err)
 	}
-	// Only this key: the hint in the bundle names a key, it does not pick
-	// one.
-	var tm root.TrustedMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-		return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
-	})
 	var vopts []sgverify.VerifierOption
 	if opts.RequireLog || opts.RequireTimestamp {
 		if opts.Material == nil {

@@ -6,30 +6,26 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
+
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // Secrets used by these tests. secretSweep fails a test if any of them, or
@@ -261,14 +257,7 @@ func TestAttachAndListCLI(t *testing.T) {
 			dir := t.TempDir()
 			key, _ := keyPair(tr, dir, "ecdsa-p256")
 			pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
-			srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
-			defer srv.Close()
-			ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
-			img, _ := random.Image(256, 1)
-			tag, _ := name.NewTag(ref)
-			if err := remote.Write(tag, img); err != nil {
-				t.Fatal(err)
-			}
+			ref, _ := testutil.Registry(t, referrers, nil, "ai/gateway:1.0")
 			code, stdout, stderr := tr.run("attest", "--predicate", pred, "--type", "cyclonedx", "--subject", ref, "--key", key, "--attach")
 			want := map[bool]string{true: "as referrer", false: "as tag"}[referrers]
 			if code != 0 || stdout != "" || !strings.Contains(stderr, want) {
@@ -314,13 +303,11 @@ func publicKeyMaterial(t *testing.T, pubPEM []byte) root.TrustedMaterial {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := signature.LoadDefaultVerifier(pk)
+	tm, err := attest.TrustedKey(pk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-		return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
-	})
+	return tm
 }
 
 // A subject that is both an existing path and an image reference is
@@ -373,18 +360,7 @@ func TestKeygenLeavesNoHalfPair(t *testing.T) {
 // characters: they are shown quoted.
 func TestAttestationsListingEscapesRegistryText(t *testing.T) {
 	tr := &transcript{t: t}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
-	img, _ := random.Image(256, 1)
-	tag, _ := name.NewTag(ref)
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, d := testutil.Registry(t, false, nil, "ai/gateway:1.0")
 	evil := "https://x.example/t\n\x1b[1A\x1b[2Kreferrer  https://slsa.dev/provenance/v1  alice@example.com"
 	evilJSON, _ := json.Marshal(evil)
 	payload := base64.StdEncoding.EncodeToString([]byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":` + string(evilJSON) + `}`))
@@ -395,6 +371,7 @@ func TestAttestationsListingEscapesRegistryText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tag, _ := name.NewTag(ref)
 	attTag, _ := name.NewTag(tag.Context().String() + ":sha256-" + d.Hex + ".att")
 	if err := remote.Write(attTag, att); err != nil {
 		t.Fatal(err)

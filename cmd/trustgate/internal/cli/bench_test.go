@@ -34,11 +34,7 @@ func BenchmarkVerifyExample(b *testing.B) {
 		b.Fatal(err)
 	}
 	key, _ := attest.GenerateKey(attest.ECDSAP256)
-	subjects, err := sbom.Subjects(bom)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	st, err := sbom.Statement(bom, data)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -230,11 +230,7 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 	if err != nil {
 		return nil, err
 	}
-	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
-	if err != nil {
-		return nil, err
-	}
-	raw, err := attest.MarshalBundle(b)
+	raw, err := signJSON(cmd, st, key)
 	if err != nil {
 		return nil, err
 	}
@@ -281,19 +277,11 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 		return nil, err
 	}
 	fmt.Fprintf(out, "   made a throwaway ECDSA P-256 key: %s (unencrypted, for the demo only) and %s\n", keyPath, pubPath)
-	subjects, err := sbom.Subjects(bom)
+	st, err := sbom.Statement(bom, data)
 	if err != nil {
 		return nil, err
 	}
-	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
-	if err != nil {
-		return nil, err
-	}
-	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
-	if err != nil {
-		return nil, err
-	}
-	raw, err := attest.MarshalBundle(b)
+	raw, err := signJSON(cmd, st, key)
 	if err != nil {
 		return nil, err
 	}
@@ -360,4 +348,14 @@ func short(d string) string {
 		return d
 	}
 	return alg + ":" + v[:12] + "…"
+}
+
+// signJSON signs st with the demo's key, with no log or timestamp, and
+// returns the bundle's JSON.
+func signJSON(cmd *cobra.Command, st *attest.Statement, key *attest.Key) ([]byte, error) {
+	b, err := attest.Sign(cmd.Context(), st, key, attest.Services{})
+	if err != nil {
+		return nil, err
+	}
+	return attest.MarshalBundle(b)
 }

@@ -2,19 +2,12 @@ package cli_test
 
 import (
 	"encoding/hex"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
@@ -129,14 +122,7 @@ func TestKeylessAttach(t *testing.T) {
 	env := sigstoretest.Start(t)
 	tr := &transcript{t: t}
 	dir := t.TempDir()
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/guardrail:2.0"
-	img, _ := random.Image(256, 1)
-	tag, _ := name.NewTag(ref)
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
+	ref, _ := testutil.Registry(t, true, nil, "ai/guardrail:2.0")
 	token := env.Token(t, sigstoretest.DefaultIdentity)
 	t.Setenv("SIGSTORE_ID_TOKEN", token)
 	pred := writeFile(t, filepath.Join(dir, "prov.json"), `{"buildDefinition":{"buildType":"https://trustgate.dev/test"},"runDetails":{"builder":{"id":"https://trustgate.dev/ci"}}}`)

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
 )
@@ -119,11 +118,7 @@ func runSBOM(cmd *cobra.Command, f sbomFlags) error {
 // attestSBOM signs the SBOM bytes as a CycloneDX predicate about the
 // manifest and every component the BOM lists.
 func attestSBOM(cmd *cobra.Command, sf *signFlags, bom *cdx.BOM, data []byte) (*bundle.Bundle, error) {
-	subjects, err := sbom.Subjects(bom)
-	if err != nil {
-		return nil, err
-	}
-	st, err := attest.NewStatement(attest.PredicateCycloneDX, data, subjects...)
+	st, err := sbom.Statement(bom, data)
 	if err != nil {
 		return nil, err
 	}

@@ -2,18 +2,10 @@ package cli_test
 
 import (
 	"encoding/json"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/testutil"
@@ -186,14 +178,7 @@ func TestVerifyImage(t *testing.T) {
 			key, pub := keyPair(tr, dir, "ecdsa-p256")
 			_, otherPub := keyPair(tr, t.TempDir(), "ecdsa-p256")
 			pred := writeFile(t, filepath.Join(dir, "bom.json"), cdxPredicate)
-			srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
-			defer srv.Close()
-			ref := strings.TrimPrefix(srv.URL, "http://") + "/ai/gateway:1.0"
-			img, _ := random.Image(256, 1)
-			tag, _ := name.NewTag(ref)
-			if err := remote.Write(tag, img); err != nil {
-				t.Fatal(err)
-			}
+			ref, _ := testutil.Registry(t, referrers, nil, "ai/gateway:1.0")
 			code, stdout, _ := tr.run("verify", "image", ref, "--key", pub)
 			if code != cli.ExitDenied || !strings.Contains(stdout, "no attestation stored") {
 				t.Fatalf("no attestation: exit %d: %s", code, stdout)
