@@ -263,26 +263,42 @@ func (c *checker) keyFile(name string) ([]byte, error) {
 }
 
 func (c *checker) identity(at string, id *Identity) {
-	pairs := []struct {
+	for _, p := range id.compile() {
+		c.fail(at+"."+p.field, p.err, "")
+	}
+}
+
+// identityProblem is one thing wrong with an identity: the field and why.
+type identityProblem struct {
+	field string
+	err   error
+}
+
+// compile checks an identity (exactly one of exact value and pattern for
+// issuer and for subject; each pattern anchored as a whole) and compiles
+// its patterns; it returns every problem.
+func (id *Identity) compile() []identityProblem {
+	var out []identityProblem
+	for _, pr := range []struct {
 		field, exact, pattern string
 		re                    **regexp.Regexp
 	}{
 		{"issuer", id.Issuer, id.IssuerRegexp, &id.issuerRE},
 		{"subject", id.Subject, id.SubjectRegexp, &id.subjectRE},
-	}
-	for _, pr := range pairs {
+	} {
 		switch {
 		case (pr.exact == "") == (pr.pattern == ""):
-			c.fail(at+"."+pr.field, ErrInvalid, "give exactly one of %s and %sRegexp", pr.field, pr.field)
+			out = append(out, identityProblem{pr.field, fmt.Errorf("%w: give exactly one of %s and %sRegexp", ErrInvalid, pr.field, pr.field)})
 		case pr.pattern != "":
 			re, err := anchored(pr.pattern)
 			if err != nil {
-				c.fail(at+"."+pr.field+"Regexp", err, "")
+				out = append(out, identityProblem{pr.field + "Regexp", err})
 				continue
 			}
 			*pr.re = re
 		}
 	}
+	return out
 }
 
 // anchored compiles a regular expression that must match a whole string:

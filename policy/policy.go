@@ -199,23 +199,8 @@ func matchOne(exact string, re *regexp.Regexp, v string) bool {
 // anchored ^...$ as a whole.
 func NewIdentity(issuer, issuerRegexp, subject, subjectRegexp string) (*Identity, error) {
 	id := &Identity{Issuer: issuer, IssuerRegexp: issuerRegexp, Subject: subject, SubjectRegexp: subjectRegexp}
-	for _, pr := range []struct {
-		name, exact, pattern string
-		re                   **regexp.Regexp
-	}{
-		{"issuer", issuer, issuerRegexp, &id.issuerRE},
-		{"subject", subject, subjectRegexp, &id.subjectRE},
-	} {
-		if (pr.exact == "") == (pr.pattern == "") {
-			return nil, fmt.Errorf("%w: give exactly one of %s and %sRegexp", ErrInvalid, pr.name, pr.name)
-		}
-		if pr.pattern != "" {
-			re, err := anchored(pr.pattern)
-			if err != nil {
-				return nil, fmt.Errorf("%sRegexp: %w", pr.name, err)
-			}
-			*pr.re = re
-		}
+	if ps := id.compile(); len(ps) > 0 {
+		return nil, fmt.Errorf("%s: %w", ps[0].field, ps[0].err)
 	}
 	return id, nil
 }

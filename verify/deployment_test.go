@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,8 +251,9 @@ func TestFailedSummaryIsNoSignature(t *testing.T) {
 	vsa, _ := attest.MarshalBundle(b)
 	d.Evidence = append(d.Evidence, Evidence{Source: "vsa", Raw: vsa})
 	r = Check(d)
-	if r.Allowed || !sameStrings(denials(r)[:2], []string{"plugin/redactor components[1].digests", "plugin/redactor components[1].signers"}) {
-		t.Fatalf("a FAILED summary changed the verdict: %v", denials(r))
+	got := denials(r)
+	if r.Allowed || !slices.Contains(got, "plugin/redactor components[1].digests") || !slices.Contains(got, "plugin/redactor components[1].signers") {
+		t.Fatalf("a FAILED summary changed the verdict: %v", got)
 	}
 }
 

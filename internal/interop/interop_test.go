@@ -54,6 +54,25 @@ func newKeypair(t *testing.T, dir, name string, alg protocommon.PublicKeyDetails
 	return kp, writeFile(t, dir, name+".pub", []byte(pubPEM))
 }
 
+// signDSSE signs payload in a DSSE envelope with kp and returns the bundle
+// as JSON.
+func signDSSE(t *testing.T, kp sign.Keypair, payload []byte, payloadType string) []byte {
+	t.Helper()
+	pb, err := sign.Bundle(&sign.DSSEData{Data: payload, PayloadType: payloadType}, kp, sign.BundleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.NewBundle(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // signStatement signs, with kp, an in-toto Statement v1 whose subject is
 // artifact's sha256 and whose predicate is a small CycloneDX BOM, and writes
 // the v0.3 bundle as JSON.
@@ -85,18 +104,7 @@ func signStatement(t *testing.T, dir, name string, kp sign.Keypair, artifact str
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := sign.Bundle(&sign.DSSEData{Data: statementJSON, PayloadType: inTotoPayloadType}, kp, sign.BundleOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bundle.NewBundle(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := b.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := signDSSE(t, kp, statementJSON, inTotoPayloadType)
 	var check struct {
 		MediaType            string `json:"mediaType"`
 		VerificationMaterial struct {
@@ -267,18 +275,7 @@ func TestSigstoreJSRejectsTampering(t *testing.T) {
 			"no subject of the statement has sha256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pb, err := sign.Bundle(&sign.DSSEData{Data: []byte(tc.payload), PayloadType: tc.payloadType}, kp, sign.BundleOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := bundle.NewBundle(pb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := b.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
+			out := signDSSE(t, kp, []byte(tc.payload), tc.payloadType)
 			bundlePath := writeFile(t, t.TempDir(), "b.sigstore.json", out)
 			wantRejected(t, SigstoreJSVerify(t, bundlePath, pub, artifact, ""), tc.want)
 		})

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -59,9 +60,9 @@ func (tool Tool) Path() (string, error) {
 var buildMu sync.Mutex
 
 // Build returns the path of tool's binary, building it first with `go
-// install` if the cache does not have it. Concurrent builds of one tool from
-// several test processes are safe: each installs into its own folder and
-// renames the result into place.
+// install` if the cache does not have it. Test processes that need the same
+// tool at once (go test ./... runs packages in parallel) take turns on a
+// lock file: one builds, the others then find it built.
 func Build(ctx context.Context, tool Tool) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -69,11 +70,20 @@ func Build(ctx context.Context, tool Tool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
-		return dst, nil
-	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
+	}
+	lock, err := os.OpenFile(dst+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
+		return dst, nil
 	}
 	gobin, err := os.MkdirTemp(filepath.Dir(dst), ".build-"+tool.Name+"-")
 	if err != nil {

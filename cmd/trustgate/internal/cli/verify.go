@@ -81,9 +81,8 @@ func (f *identityFlags) set() bool {
 }
 
 type verifyAttestationFlags struct {
-	bundle, key, predType, trustedRoot, output string
-	id                                         identityFlags
-	requireLog, requireTimestamp               bool
+	check          checkFlags
+	bundle, output string
 }
 
 // NewVerifyAttestationCmd builds "trustgate verify-attestation".
@@ -107,13 +106,8 @@ Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.bundle, "bundle", "", "the bundle (required)")
-	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
-	fl.StringVar(&f.predType, "type", "", "required predicate type: cyclonedx, slsaprovenance, vsa, policy or a URI")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json (needed for keyless, and for --require-tlog/--require-timestamp)")
-	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
-	fl.BoolVar(&f.requireTimestamp, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
-	f.id.register(cmd, "")
+	f.check.register(cmd)
 	_ = cmd.MarkFlagRequired("bundle")
 	return cmd
 }
@@ -122,11 +116,10 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
-	signer, opts, err := signerFromFlags(f.key, f.id, f.predType, f.trustedRoot)
+	signer, opts, err := f.check.build()
 	if err != nil {
 		return err
 	}
-	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTimestamp
 	art, err := artifactArg(target)
 	if err != nil {
 		return err

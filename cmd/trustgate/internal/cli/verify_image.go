@@ -11,15 +11,56 @@ import (
 	"github.com/trustgate/trustgate/verify"
 )
 
-type verifyImageFlags struct {
+// checkFlags are the flags of the commands that check a signature for a
+// caller: who must have signed, what type, against what trust material.
+type checkFlags struct {
 	key, predType, trustedRoot string
 	id                         identityFlags
 	requireLog, requireTime    bool
 }
 
+func (f *checkFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
+	fl.StringVar(&f.predType, "type", "", "required predicate type: cyclonedx, slsaprovenance, vsa, policy or a URI")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json (needed for keyless, and for --require-tlog/--require-timestamp)")
+	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
+	fl.BoolVar(&f.requireTime, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
+	f.id.register(cmd, "")
+}
+
+// build reads the flags into the signer and options verify takes.
+func (f *checkFlags) build() (verify.Signer, verify.Options, error) {
+	var s verify.Signer
+	var opts verify.Options
+	if (f.key != "") == f.id.set() {
+		return s, opts, errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
+	}
+	var err error
+	if f.predType != "" {
+		if opts.PredicateType, err = attest.PredicateType(f.predType); err != nil {
+			return s, opts, fmt.Errorf("--type: %w", err)
+		}
+	}
+	if opts.Material, err = loadTrustedRoot(f.trustedRoot); err != nil {
+		return s, opts, err
+	}
+	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
+	if f.key != "" {
+		keys, err := loadPublicKeys([]string{f.key})
+		if err != nil {
+			return s, opts, fmt.Errorf("--key: %w", err)
+		}
+		s.Key = keys[0]
+		return s, opts, nil
+	}
+	s.Identity, err = verify.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp)
+	return s, opts, err
+}
+
 // newVerifyImageCmd builds "trustgate verify image".
 func newVerifyImageCmd() *cobra.Command {
-	var f verifyImageFlags
+	var f checkFlags
 	cmd := &cobra.Command{
 		Use:   "image REF (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T]",
 		Short: "Verify the attestations stored beside an image",
@@ -35,22 +76,15 @@ Exit 0 when one verifies, 1 when none does, 2 for bad input.`,
 			return runVerifyImage(cmd, f, args[0])
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
-	fl.StringVar(&f.predType, "type", "", "required predicate type")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json")
-	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
-	fl.BoolVar(&f.requireTime, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
-	f.id.register(cmd, "")
+	f.register(cmd)
 	return cmd
 }
 
-func runVerifyImage(cmd *cobra.Command, f verifyImageFlags, ref string) error {
-	signer, opts, err := signerFromFlags(f.key, f.id, f.predType, f.trustedRoot)
+func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
+	signer, opts, err := f.build()
 	if err != nil {
 		return err
 	}
-	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
 	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
 	defer cancel()
 	img, _, err := attest.ImageSubject(ctx, ref, attest.Registry{})
@@ -89,34 +123,6 @@ func runVerifyImage(cmd *cobra.Command, f verifyImageFlags, ref string) error {
 		return &exitError{code: ExitDenied, err: errors.New(img.String() + ": no attestation verifies")}
 	}
 	return nil
-}
-
-// signerFromFlags builds the signer and options of the verify commands.
-func signerFromFlags(key string, id identityFlags, predType, trustedRoot string) (verify.Signer, verify.Options, error) {
-	var s verify.Signer
-	var opts verify.Options
-	if (key != "") == id.set() {
-		return s, opts, errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
-	}
-	var err error
-	if predType != "" {
-		if opts.PredicateType, err = attest.PredicateType(predType); err != nil {
-			return s, opts, fmt.Errorf("--type: %w", err)
-		}
-	}
-	if opts.Material, err = loadTrustedRoot(trustedRoot); err != nil {
-		return s, opts, err
-	}
-	if key != "" {
-		keys, err := loadPublicKeys([]string{key})
-		if err != nil {
-			return s, opts, fmt.Errorf("--key: %w", err)
-		}
-		s.Key = keys[0]
-		return s, opts, nil
-	}
-	s.Identity, err = verify.NewIdentity(id.issuer, id.issuerRegexp, id.identity, id.identityRegexp)
-	return s, opts, err
 }
 
 // signerName names the signer the caller required (never the label a bundle
