@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/trustgate/trustgate/internal/testutil"
@@ -150,5 +152,43 @@ func TestReferrersPagination(t *testing.T) {
 	as, err := Attachments(ctx, img, Registry{})
 	if err != nil || len(as) != 3 {
 		t.Fatalf("listed %d (%v), want 3 across 3 pages", len(as), err)
+	}
+}
+
+// What sits at the tags the listing reads must be what the schemes say: an
+// index at the OCI referrers tag, an image manifest at the cosign tag.
+// Anything else fails the listing rather than being skipped.
+func TestListRejectsWrongKindAtTags(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		tag  func(img name.Digest) name.Tag
+	}{
+		{"image at the OCI referrers tag", func(img name.Digest) name.Tag {
+			return img.Context().Tag(strings.Replace(img.DigestStr(), ":", "-", 1))
+		}},
+		{"index at the cosign tag", CosignTag},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ref, _ := testutil.Registry(t, false, nil, "gateway:1.0")
+			img, _, err := ImageSubject(ctx, ref, Registry{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pushErr error
+			if strings.Contains(c.name, "index") {
+				idx, _ := random.Index(64, 1, 1)
+				pushErr = remote.WriteIndex(c.tag(img), idx)
+			} else {
+				im, _ := random.Image(64, 1)
+				pushErr = remote.Write(c.tag(img), im)
+			}
+			if pushErr != nil {
+				t.Fatal(pushErr)
+			}
+			if _, err := Attachments(ctx, img, Registry{}); !errors.Is(err, ErrAttachment) {
+				t.Fatalf("got %v, want ErrAttachment", err)
+			}
+		})
 	}
 }

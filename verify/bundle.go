@@ -196,15 +196,6 @@ func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, er
 	return out, nil
 }
 
-// verifyUnbound is Bundle without the artifact binding, for callers that
-// bind the verified statement to several artifacts themselves.
-func verifyUnbound(raw []byte, s Signer, opts Options) (*Result, error) {
-	b, err := parseRaw(raw)
-	if err != nil {
-		return nil, err
-	}
-	return parsedUnbound(b, s, opts)
-}
 
 // parsedUnbound checks everything but the artifact binding.
 func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {

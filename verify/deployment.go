@@ -116,6 +116,11 @@ func distinctPredicates(rs []*Result) int {
 // summary), the signature toward the component's signer rules.
 func attach(d Deployment, ev Evidence, facts *policy.Facts) (EvidenceResult, *Result) {
 	out := EvidenceResult{Source: ev.Source}
+	b, err := parseRaw(ev.Raw)
+	if err != nil {
+		out.Error = err.Error()
+		return out, nil
+	}
 	var verified *Result
 	for _, s := range d.Policy.Signers {
 		signer, err := policySigner(s)
@@ -123,7 +128,7 @@ func attach(d Deployment, ev Evidence, facts *policy.Facts) (EvidenceResult, *Re
 			out.Error = err.Error()
 			continue
 		}
-		res, err := bundleAbout(ev.Raw, signer, d.Material)
+		res, err := parsedUnbound(b, signer, Options{Material: d.Material})
 		if err != nil {
 			if out.Error == "" {
 				out.Error = err.Error()
@@ -204,11 +209,6 @@ func endorsement(predicateType string, pred map[string]any) bool {
 	return false
 }
 
-// bundleAbout verifies a bundle's signature for a signer, not yet bound to
-// an artifact: the binding is names(), per component.
-func bundleAbout(raw []byte, s Signer, material root.TrustedMaterial) (*Result, error) {
-	return verifyUnbound(raw, s, Options{Material: material})
-}
 
 func policySigner(s policy.Signer) (Signer, error) {
 	if k := s.PublicKey(); k != nil {
