@@ -196,7 +196,6 @@ func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, er
 	return out, nil
 }
 
-
 // parsedUnbound checks everything but the artifact binding.
 func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {
 	vm := b.GetVerificationMaterial()

@@ -209,7 +209,6 @@ func endorsement(predicateType string, pred map[string]any) bool {
 	return false
 }
 
-
 func policySigner(s policy.Signer) (Signer, error) {
 	if k := s.PublicKey(); k != nil {
 		return Signer{Key: k}, nil
