@@ -407,12 +407,9 @@ func ParseBundle(raw []byte) (*bundle.Bundle, error) {
 }
 
 func parseBundle(raw []byte) (bundleInfo, error) {
-	if len(raw) > MaxBundleSize {
-		return bundleInfo{}, fmt.Errorf("bundle larger than %d bytes", MaxBundleSize)
+	b, err := ParseBundleJSON(raw)
+	if err != nil {
+		return bundleInfo{}, err
 	}
-	var b bundle.Bundle
-	if err := b.UnmarshalJSON(raw); err != nil {
-		return bundleInfo{}, fmt.Errorf("not a Sigstore bundle: %w", err)
-	}
-	return describe(&b)
+	return describe(b)
 }

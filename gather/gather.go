@@ -22,9 +22,16 @@ import (
 	"github.com/trustgate/trustgate/internal/readfile"
 )
 
+// Manifest is the stack manifest as measured: its name and the SHA-256 of
+// the bytes Load read.
+func Manifest(s *stack.Stack) verify.Manifest {
+	return verify.Manifest{Name: s.Metadata.Name, Digest: s.Source.Digest}
+}
+
 // Stack measures every component of s: gateway, plugins and agents by the
-// file or folder they run from (or the image they run from), each image
-// entry, and each model with a local file.
+// file or folder they run from (or the image they run from) and the
+// command the manifest starts them with, each image entry, and each model
+// with a local file.
 func Stack(ctx context.Context, s *stack.Stack, opts ...remote.Option) ([]verify.Measured, []policy.ProviderFacts, error) {
 	root, err := os.OpenRoot(s.Source.Dir)
 	if err != nil {
@@ -39,10 +46,10 @@ func Stack(ctx context.Context, s *stack.Stack, opts ...remote.Option) ([]verify
 			return nil, nil, err
 		}
 		images[im.Name] = p.Digest
-		out = append(out, verify.Measured{Kind: "image", Name: im.Name, Digest: p.Digest})
+		out = append(out, verify.Measured{Kind: "image", Name: im.Name, Digest: p.Digest, Unpinned: p.Tag})
 	}
 	for _, c := range s.Components() {
-		m := verify.Measured{Kind: c.Kind, Name: c.Name, Role: c.Role}
+		m := verify.Measured{Kind: c.Kind, Name: c.Name, Role: c.Role, Argv: c.Argv()}
 		switch {
 		case c.Image != "":
 			d, ok := images[c.Image]

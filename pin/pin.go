@@ -8,13 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/stack"
@@ -41,12 +40,18 @@ type Image struct {
 	Source string
 	// Repo is the repository of a registry reference.
 	Repo string
+	// Tag is, for a registry reference that names a tag and no digest,
+	// the reference: Digest is what the tag points to now, and a runtime
+	// that resolves the tag later may get other bytes.
+	Tag string
 	// Path is the absolute path of a layout or archive.
 	Path string
 }
 
-// Resolve pins im, whose layout or archive paths are relative to dir.
-// A registry reference is read once: a tag is resolved to the digest it has
+// Resolve pins im, whose layout or archive paths are relative to dir (and
+// are read inside it: no link leads out). A layout's or archive's every
+// blob is hashed and checked (see layoutImage and archiveImage); a
+// registry reference is read once: a tag is resolved to the digest it has
 // now, and a digest reference must be served as that digest.
 func Resolve(ctx context.Context, dir string, im stack.Image, opts ...remote.Option) (Image, error) {
 	r, err := resolve(ctx, dir, im, opts)
@@ -57,69 +62,52 @@ func Resolve(ctx context.Context, dir string, im stack.Image, opts ...remote.Opt
 }
 
 func resolve(ctx context.Context, dir string, im stack.Image, opts []remote.Option) (Image, error) {
-	switch {
-	case im.OCILayout != "":
-		abs := filepath.Join(dir, filepath.FromSlash(im.OCILayout))
-		idx, err := layout.ImageIndexFromPath(abs)
-		if err != nil {
-			return Image{}, fmt.Errorf("reading OCI layout %q: %w", im.OCILayout, err)
-		}
-		m, err := idx.IndexManifest()
-		if err != nil {
-			return Image{}, fmt.Errorf("reading OCI layout %q: %w", im.OCILayout, err)
-		}
-		if len(m.Manifests) != 1 {
-			return Image{}, fmt.Errorf("OCI layout %q holds %d manifests; trustgate reads a layout with exactly one", im.OCILayout, len(m.Manifests))
-		}
-		d, err := digest.Parse(m.Manifests[0].Digest.String())
+	if im.OCILayout != "" || im.Archive != "" {
+		root, err := os.OpenRoot(dir)
 		if err != nil {
 			return Image{}, err
 		}
-		r := Image{Digest: d, Source: SourceOCILayout, Path: abs}
-		if img, err := idx.Image(m.Manifests[0].Digest); err == nil {
-			if cd, err := img.ConfigName(); err == nil {
-				r.Config, _ = digest.Parse(cd.String())
-			}
+		defer root.Close()
+		rel := filepath.FromSlash(im.OCILayout + im.Archive)
+		var r Image
+		if im.OCILayout != "" {
+			r, err = layoutImage(ctx, root, rel)
+			r.Source = SourceOCILayout
+		} else {
+			r, err = archiveImage(ctx, root, rel)
+			r.Source = SourceArchive
 		}
-		return r, nil
-	case im.Archive != "":
-		abs := filepath.Join(dir, filepath.FromSlash(im.Archive))
-		img, err := tarball.ImageFromPath(abs, nil)
 		if err != nil {
-			return Image{}, fmt.Errorf("reading image archive %q: %w", im.Archive, err)
+			return Image{}, fmt.Errorf("reading %s %q: %w", r.Source, im.OCILayout+im.Archive, err)
 		}
-		cd, err := img.ConfigName()
-		if err != nil {
-			return Image{}, fmt.Errorf("reading image archive %q: %w", im.Archive, err)
-		}
-		d, err := digest.Parse(cd.String())
-		if err != nil {
-			return Image{}, err
-		}
-		return Image{Digest: d, Config: d, Source: SourceArchive, Path: abs}, nil
-	default:
-		ref, err := name.ParseReference(im.Ref, name.StrictValidation)
-		if err != nil {
-			return Image{}, err
-		}
-		opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
-		desc, err := remote.Get(ref, opts...)
-		if err != nil {
-			return Image{}, fmt.Errorf("resolving image %q: %w", im.Ref, err)
-		}
-		d, err := digest.Parse(desc.Digest.String())
-		if err != nil {
-			return Image{}, err
-		}
-		if dg, ok := ref.(name.Digest); ok && dg.DigestStr() != d.String() {
-			return Image{}, fmt.Errorf("registry served %s for a reference pinned to %s: %w", d, dg.DigestStr(), digest.ErrMismatch)
-		}
-		r := Image{Digest: d, Source: SourceRef, Repo: ref.Context().Name()}
-		if img, err := desc.Image(); err == nil {
-			if cd, err := img.ConfigName(); err == nil {
-				r.Config, _ = digest.Parse(cd.String())
-			}
-		}
+		r.Path = filepath.Join(dir, rel)
 		return r, nil
 	}
+	ref, err := name.ParseReference(im.Ref, name.StrictValidation)
+	if err != nil {
+		return Image{}, err
+	}
+	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return Image{}, fmt.Errorf("resolving image %q: %w", im.Ref, err)
+	}
+	d, err := digest.Parse(desc.Digest.String())
+	if err != nil {
+		return Image{}, err
+	}
+	r := Image{Digest: d, Source: SourceRef, Repo: ref.Context().Name()}
+	if dg, ok := ref.(name.Digest); ok {
+		if dg.DigestStr() != d.String() {
+			return Image{}, fmt.Errorf("registry served %s for a reference pinned to %s: %w", d, dg.DigestStr(), digest.ErrMismatch)
+		}
+	} else {
+		r.Tag = im.Ref
+	}
+	if img, err := desc.Image(); err == nil {
+		if cd, err := img.ConfigName(); err == nil {
+			r.Config, _ = digest.Parse(cd.String())
+		}
+	}
+	return r, nil
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,10 +28,27 @@ type Facts struct {
 	SBOM map[string]any `json:"sbom,omitempty" yaml:"sbom,omitempty"`
 	// Statement is the SBOM attestation's statement as decoded JSON.
 	Statement map[string]any `json:"statement,omitempty" yaml:"statement,omitempty"`
+	// Manifest is the stack manifest as measured, and who signed it. When
+	// set, the policy must govern this deployment (its metadata.name is the
+	// manifest's) and the manifest must be bound (signed or pinned, see
+	// Policy.Manifest). verify always sets it; nil is for callers that have
+	// no manifest to judge, such as verdict fixtures about components.
+	Manifest *ManifestFacts `json:"manifest,omitempty" yaml:"manifest,omitempty"`
 	// IgnoreSignaturesUnsafe skips every signer and attestation rule. It
 	// is for `policy test`, a dry run while writing a policy, and never
 	// for a decision that lets something run.
 	IgnoreSignaturesUnsafe bool `json:"-" yaml:"-"`
+}
+
+// ManifestFacts is the stack manifest: the deployment's name, the SHA-256
+// of the manifest's bytes, and the policy signers whose vouching
+// attestations name that digest (grouped by signature, as in
+// ComponentFacts).
+type ManifestFacts struct {
+	Name       string     `json:"name" yaml:"name"`
+	Digest     string     `json:"digest" yaml:"digest"`
+	Signers    []string   `json:"signers,omitempty" yaml:"signers,omitempty"`
+	Signatures [][]string `json:"signatures,omitempty" yaml:"signatures,omitempty"`
 }
 
 // ComponentFacts is what was found about one component.
@@ -54,6 +72,16 @@ type ComponentFacts struct {
 	// Unidentified names the packages the SBOM lists inside the component
 	// without a purl: a deny list cannot clear them.
 	Unidentified []string `json:"unidentified,omitempty" yaml:"unidentified,omitempty"`
+	// Systems names (name@version) the operating-system records the SBOM
+	// lists inside the component: a distribution, identified by no purl.
+	// The deny list matches them by name, so that a denied package cannot
+	// hide as one.
+	Systems []string `json:"systems,omitempty" yaml:"systems,omitempty"`
+	// Problems are what the verifier found wrong while binding the
+	// component to signed evidence (a start command other than the one the
+	// signed SBOM records, an image tag not pinned by digest). Each is a
+	// violation of the component's decision.
+	Problems []Violation `json:"problems,omitempty" yaml:"problems,omitempty"`
 	// SBOM says that an SBOM (a verified one, in verify) lists the
 	// component, so that Packages is its inventory and not an absence of
 	// evidence. Without it, a policy with SBOM rules denies the component:
@@ -122,8 +150,14 @@ func Evaluate(p *Policy, f Facts) Report {
 			Rule: "expires", Expected: "before " + fmtTime(p.expires), Found: fmtTime(f.Now)}}})
 		return r.done()
 	}
+	if f.Manifest != nil {
+		r.add(p.manifest(*f.Manifest, f))
+	}
 	for _, c := range f.Components {
 		r.add(p.component(c, f))
+	}
+	for i := range p.Components {
+		r.addIf(p.absent(i, f.Components))
 	}
 	for _, pr := range f.Providers {
 		r.add(p.provider(pr))
@@ -150,6 +184,12 @@ func (r *Report) add(d Decision) {
 	r.Decisions = append(r.Decisions, d)
 }
 
+func (r *Report) addIf(d *Decision) {
+	if d != nil {
+		r.add(*d)
+	}
+}
+
 func (r *Report) done() Report {
 	r.Allowed = true
 	for _, d := range r.Decisions {
@@ -170,6 +210,49 @@ func (p *Policy) lookup(kind, name string) (int, *Component) {
 	return -1, nil
 }
 
+// absent is the decision on the i-th component the policy names when the
+// deployment does not have it: denied unless the policy marks it optional
+// (nil then, as when it is present and decided on its own).
+func (p *Policy) absent(i int, have []ComponentFacts) *Decision {
+	pc := &p.Components[i]
+	if pc.Optional || slices.ContainsFunc(have, func(c ComponentFacts) bool { return c.Kind == pc.Kind && c.Name == pc.Name }) {
+		return nil
+	}
+	d := Decision{Subject: pc.Kind + "/" + pc.Name, Mode: ModeEnforce}
+	if pc.Mode == ModeAudit {
+		d.Mode = ModeAudit
+	}
+	d.Violations = []Violation{{fmt.Sprintf("components[%d]", i), "present in the deployment (the policy names it; optional: true allows it to be absent)", "absent"}}
+	return &d
+}
+
+// manifest decides on the stack manifest: the policy must be the one for
+// this deployment, and the manifest bound by the policy's manifest rule
+// (or, without one, signed by any of its signers).
+func (p *Policy) manifest(m ManifestFacts, f Facts) Decision {
+	d := Decision{Subject: "manifest", Mode: ModeEnforce}
+	v := &d.Violations
+	if m.Name != p.Metadata.Name {
+		*v = append(*v, Violation{"metadata.name", "the deployment " + strconv.Quote(p.Metadata.Name) + " (the policy governs the stack of its name)", strconv.Quote(m.Name)})
+	}
+	rule := p.Manifest
+	if rule == nil {
+		if len(m.Signers) == 0 && !f.IgnoreSignaturesUnsafe {
+			*v = append(*v, Violation{"manifest", "the manifest's digest named by an attestation a policy signer signed (trustgate sbom --attest), or pinned under manifest.digests", orNone(m.Digest) + ", signed by no policy signer"})
+		}
+		return d
+	}
+	if len(rule.Digests) > 0 && !slices.Contains(rule.Digests, m.Digest) {
+		*v = append(*v, Violation{"manifest.digests", oneOf(rule.Digests), orNone(m.Digest)})
+	}
+	if rule.Signers != nil && !f.IgnoreSignaturesUnsafe {
+		if ok, want, got := rule.Signers.satisfied(m.Signers, m.Signatures); !ok {
+			*v = append(*v, Violation{"manifest.signers", want, got})
+		}
+	}
+	return d
+}
+
 func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 	d := Decision{Subject: c.Kind + "/" + c.Name, Mode: ModeEnforce}
 	i, pc := p.lookup(c.Kind, c.Name)
@@ -178,6 +261,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 			d.Mode = ModeAudit
 		}
 		d.Violations = append(d.Violations, Violation{Rule: "default", Expected: "a components entry for " + d.Subject, Found: "none"})
+		d.Violations = append(d.Violations, c.Problems...)
 		return d
 	}
 	if pc.Mode == ModeAudit {
@@ -185,6 +269,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 	}
 	at := fmt.Sprintf("components[%d]", i)
 	v := &d.Violations
+	*v = append(*v, c.Problems...)
 	if pc.Role != "" && pc.Role != c.Role {
 		*v = append(*v, Violation{at + ".role", pc.Role, orNone(c.Role)})
 	}
@@ -408,30 +493,62 @@ func capabilityViolations(at string, granted, requested Capabilities) []Violatio
 	return out
 }
 
+// packageViolations applies the deny list to the component's packages:
+// by purl, read strictly (one that does not parse cannot be shown not to be
+// denied, so it is a violation of its own), and to its operating-system
+// records by name.
 func (p *Policy) packageViolations(c ComponentFacts) []Violation {
-	var out []Violation
-	for _, purl := range c.Packages {
+	if len(p.SBOM.Deny) == 0 {
+		return nil
+	}
+	var out, unreadable []Violation
+	for _, raw := range c.Packages {
+		pu, err := ParsePurl(raw)
+		if err != nil {
+			unreadable = append(unreadable, Violation{"sbom.deny", "every package identified by a purl that parses, so the deny list can judge it", raw + ": " + err.Error()})
+			continue
+		}
 		for j := range p.SBOM.Deny {
-			r := &p.SBOM.Deny[j]
-			hit, note := r.matches(purl)
-			if !hit {
-				continue
+			if hit, note := p.SBOM.Deny[j].matches(pu); hit {
+				out = append(out, p.SBOM.Deny[j].violation(j, raw, note))
 			}
-			want := "no " + r.Purl
-			if v := strings.TrimSpace(r.Versions); v != "" && v != "*" {
-				want += " in " + v
-			}
-			if r.Reason != "" {
-				want += " (" + r.Reason + ")"
-			}
-			found := purl
-			if note != "" {
-				found += "; " + note
-			}
-			out = append(out, Violation{fmt.Sprintf("sbom.deny[%d]", j), want, found})
 		}
 	}
-	return out
+	for _, sys := range c.Systems {
+		name, version := splitNameVersion(sys)
+		for j := range p.SBOM.Deny {
+			r := &p.SBOM.Deny[j]
+			if packageName(r.purlType, "", name) != r.purlName {
+				continue
+			}
+			if hit, note := r.inRange(version); hit {
+				out = append(out, r.violation(j, "operating-system record "+sys+" (no purl; named as a denied package)", note))
+			}
+		}
+	}
+	return append(out, unreadable...)
+}
+
+// violation is the deny rule j broken by the package found.
+func (r *PackageRule) violation(j int, found, note string) Violation {
+	want := "no " + r.Purl
+	if v := strings.TrimSpace(r.Versions); v != "" && v != "*" {
+		want += " in " + v
+	}
+	if r.Reason != "" {
+		want += " (" + r.Reason + ")"
+	}
+	if note != "" {
+		found += "; " + note
+	}
+	return Violation{fmt.Sprintf("sbom.deny[%d]", j), want, found}
+}
+
+func splitNameVersion(s string) (string, string) {
+	if i := strings.LastIndexByte(s, '@'); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
 }
 
 func (p *Policy) provider(pr ProviderFacts) Decision {

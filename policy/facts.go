@@ -15,11 +15,15 @@ import (
 // it, and where each provider's credential is sent. It is what `policy
 // test` evaluates. It does not check the digests against the artifacts or
 // verify any signature: that is verify's job, which adds signers and
-// attestations to the facts.
+// attestations to the facts. The manifest (the SBOM's metadata component)
+// is in the facts with the digest the SBOM records for it.
 func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
 	f := Facts{Now: now}
 	if bom == nil {
 		return f, fmt.Errorf("no SBOM")
+	}
+	if md := bom.Metadata; md != nil && md.Component != nil && sbomprop.Get(md.Component.Properties, sbomprop.Kind) == "deployment" {
+		f.Manifest = &ManifestFacts{Name: md.Component.Name, Digest: sbomprop.Get(md.Component.Properties, sbomprop.Digest)}
 	}
 	if bom.Components != nil {
 		for _, c := range *bom.Components {
@@ -35,15 +39,7 @@ func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
 				Role:   sbomprop.Get(c.Properties, sbomprop.Role),
 				Digest: sbomprop.Get(c.Properties, sbomprop.Digest),
 			}
-			if c.Components != nil {
-				for _, p := range *c.Components {
-					if p.PackageURL != "" {
-						cf.Packages = append(cf.Packages, p.PackageURL)
-					} else if p.Type != cdx.ComponentTypeFile && p.Type != cdx.ComponentTypeOS {
-						cf.Unidentified = append(cf.Unidentified, p.Name+"@"+p.Version)
-					}
-				}
-			}
+			cf.Packages, cf.Unidentified, cf.Systems = PackagesOf(c)
 			f.Components = append(f.Components, cf)
 		}
 	}

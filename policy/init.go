@@ -19,7 +19,8 @@ type InitSigner struct {
 const InitValidity = 90 * 24 * time.Hour
 
 // Init writes a starting policy for the deployment the facts describe
-// (FactsFromSBOM): every component pinned to today's digest, no signer, no
+// (FactsFromSBOM): every component pinned to today's digest (and, without
+// signers, the stack manifest too), no signer, no
 // capability granted, each credential bound to the one host the stack sends
 // it to today, the known-compromised litellm releases denied, and comments
 // that say what a person must review before signing it.
@@ -104,6 +105,14 @@ components:
     # hook. REVIEW: list what it needs under env, credentials and hooks.
     capabilities: {}
 {{- end}}
+{{- end}}
+{{- if and (not .Signers) .Facts.Manifest}}
+# The stack manifest says what runs, how each component is started and where
+# each credential goes: without a signer to sign it, it is pinned to today's
+# digest. REVIEW: add signers, and sign the manifest with trustgate sbom
+# --attest, so that a changed manifest can pass without a new policy.
+manifest:
+  digests: [{{q .Facts.Manifest.Digest}}]
 {{- end}}
 # Each credential may be sent only to the base URL the stack uses today.
 # REVIEW: a config that points a key anywhere else is refused.

@@ -162,7 +162,24 @@ func (c *checker) check() {
 	c.signerList()
 	c.providers()
 	c.components()
+	c.manifest()
 	c.sbom()
+}
+
+func (c *checker) manifest() {
+	m := c.p.Manifest
+	if m == nil {
+		return
+	}
+	if len(m.Digests) == 0 && m.Signers == nil {
+		c.fail("manifest", ErrRequired, "give digests, signers, or both")
+	}
+	for j, d := range m.Digests {
+		if parsed, err := digest.Parse(d); err != nil || parsed.Algorithm() != digest.SHA256 {
+			c.fail(fmt.Sprintf("manifest.digests[%d]", j), ErrInvalid, "want sha256:<64 hex>, the manifest file's digest")
+		}
+	}
+	c.signerRule("manifest.signers", m.Signers)
 }
 
 func (c *checker) expiry() {

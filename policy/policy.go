@@ -35,6 +35,12 @@ type Policy struct {
 	Components []Component `yaml:"components,omitempty" json:"components,omitempty"`
 	Providers  []Provider  `yaml:"providers,omitempty" json:"providers,omitempty"`
 	SBOM       SBOMRules   `yaml:"sbom,omitempty" json:"sbom,omitempty"`
+	// Manifest says what binds the stack manifest (which components run,
+	// how each is started, where each credential goes) to the signer's
+	// intent. Without it, the manifest's digest must be a subject of an
+	// attestation that vouches for it (an SBOM from trustgate sbom
+	// --attest, a provenance) signed by any of the policy's signers.
+	Manifest *ManifestRule `yaml:"manifest,omitempty" json:"manifest,omitempty"`
 	// Default is the mode for a component the policy does not name:
 	// "deny" (the default) or "audit".
 	Default string `yaml:"default,omitempty" json:"default,omitempty"`
@@ -103,8 +109,19 @@ type Component struct {
 	Attestations []AttestationRule `yaml:"attestations,omitempty" json:"attestations,omitempty"`
 	// Capabilities are what the component may receive; nothing by default.
 	Capabilities Capabilities `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+	// Optional lets the deployment run without this component. By default
+	// every component the policy names must be present: deleting a
+	// guardrail from the manifest is a denial, not a way around it.
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 
 	digests []digest.Digest
+}
+
+// ManifestRule binds the stack manifest: to one of Digests (sha256 of the
+// file), to a signature by Signers, or to both when both are given.
+type ManifestRule struct {
+	Digests []string    `yaml:"digests,omitempty" json:"digests,omitempty"`
+	Signers *SignerRule `yaml:"signers,omitempty" json:"signers,omitempty"`
 }
 
 // AttestationRule requires an attestation of one predicate type, signed as
@@ -170,6 +187,17 @@ type CELRule struct {
 
 	program cel.Program
 }
+
+// Component returns the policy's entry for the component of this kind and
+// name, or nil when the policy does not name it.
+func (p *Policy) Component(kind, name string) *Component {
+	_, c := p.lookup(kind, name)
+	return c
+}
+
+// PredicateType is the rule's predicate type as a URI (cyclonedx is
+// https://cyclonedx.org/bom, and so on).
+func (a *AttestationRule) PredicateType() string { return a.predicateType }
 
 // Source says where the policy came from.
 func (p *Policy) Source() Source { return p.source }

@@ -28,6 +28,7 @@ var (
 	ErrNotPolicy       = errors.New("bundle does not attest a trustgate policy")
 	ErrTampered        = errors.New("policy does not match its signature (changed after signing)")
 	ErrRollback        = errors.New("policy is older than the last one accepted")
+	ErrWrongDeployment = errors.New("policy governs another deployment")
 )
 
 // Statement is the in-toto statement that signs a policy: its subject is
@@ -71,15 +72,21 @@ func (tr TrustRoot) validate() error {
 	return nil
 }
 
-// LoadSigned checks a signed policy and returns it: the bundle must verify
-// under the trust root, attest a trustgate policy, and name exactly these
-// bytes; the policy must parse, not be expired at now, and not be older
-// than the last policy of its name that state accepted (state is then
-// updated). A nil state skips the rollback check: only for tools that
-// never decide what runs.
-func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, state *State, now time.Time) (*Policy, error) {
+// LoadSigned checks a signed policy for the deployment called deployment
+// (the stack manifest's metadata.name) and returns it: the bundle must
+// verify under the trust root, attest a trustgate policy, and name exactly
+// these bytes; the policy must parse, not be expired at now, govern that
+// deployment (its metadata.name is the deployment's), and not be older
+// than the last policy of that name state accepted. Only then is state
+// updated, so that a policy for another deployment can neither pass nor
+// move the rollback state. A nil state skips the rollback check: only for
+// tools that never decide what runs.
+func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, deployment string, state *State, now time.Time) (*Policy, error) {
 	if now.IsZero() {
 		return nil, errors.New("loading a signed policy needs the current time")
+	}
+	if deployment == "" {
+		return nil, errors.New("loading a signed policy needs the name of the deployment it governs")
 	}
 	if err := tr.validate(); err != nil {
 		return nil, err
@@ -113,6 +120,9 @@ func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, state *State
 	}
 	if !now.Before(p.expires) {
 		return nil, fmt.Errorf("%w: at %s", ErrExpired, p.expires.UTC().Format(time.RFC3339))
+	}
+	if p.Metadata.Name != deployment {
+		return nil, fmt.Errorf("%w: the policy is for %q, the deployment is %q", ErrWrongDeployment, p.Metadata.Name, deployment)
 	}
 	if state != nil {
 		if err := state.accept(p); err != nil {
@@ -176,12 +186,13 @@ func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult,
 	return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
 }
 
-// State remembers the last policy a verifier accepted (its version, name
-// and digest) in a small JSON file, so that an older signed policy cannot
-// be replayed: not one of the same name, and not an older policy of another
-// name (a staging policy signed by the same key, say). One state file
-// serves one deployment. Deleting the file forgets the version; keep it
-// where the verifier's own configuration is kept.
+// State remembers, for each policy name, the last policy a verifier
+// accepted (its version and digest) in a small JSON file, so that an older
+// signed policy cannot be replayed. Since a policy governs only the
+// deployment of its own name (LoadSigned), one state file can serve
+// several deployments, and a policy for one never moves another's version.
+// Deleting the file forgets the versions; keep it where the verifier's own
+// configuration is kept.
 type State struct {
 	// Path is the state file; it is created on first use, beside a lock
 	// file (Path + ".lock") that serializes verifiers sharing it.
@@ -189,56 +200,84 @@ type State struct {
 }
 
 type acceptedPolicy struct {
-	Name    string `json:"name"`
 	Version uint64 `json:"version"`
 	Digest  string `json:"digest"`
 }
 
-// accept checks p against the last accepted policy and records it: a lower
-// version, or the same version with other content, is ErrRollback.
+// stateFile is the state file's content. Accepted is the single entry of
+// the format before policies were kept by name; it is read as the entry of
+// its name and not written again.
+type stateFile struct {
+	Policies map[string]acceptedPolicy `json:"policies"`
+	Accepted *struct {
+		acceptedPolicy
+		Name string `json:"name"`
+	} `json:"accepted,omitempty"`
+}
+
+// accept checks p against the last accepted policy of its name and records
+// it: a lower version, or the same version with other content, is
+// ErrRollback.
 func (s *State) accept(p *Policy) error {
 	unlock, err := lockFile(s.Path + ".lock")
 	if err != nil {
 		return fmt.Errorf("policy state %q: %w", s.Path, err)
 	}
 	defer unlock()
-	last, seen, err := s.read()
+	st, err := s.read()
 	if err != nil {
 		return err
 	}
-	cur := acceptedPolicy{Name: p.Metadata.Name, Version: p.Version, Digest: p.source.Digest.String()}
+	name := p.Metadata.Name
+	last, seen := st.Policies[name]
+	cur := acceptedPolicy{Version: p.Version, Digest: p.source.Digest.String()}
 	switch {
 	case seen && cur.Version < last.Version:
-		return fmt.Errorf("%w: %q version %d, last accepted %q version %d", ErrRollback, cur.Name, cur.Version, last.Name, last.Version)
+		return fmt.Errorf("%w: %q version %d, last accepted version %d", ErrRollback, name, cur.Version, last.Version)
 	case seen && cur.Version == last.Version && cur.Digest != last.Digest:
-		return fmt.Errorf("%w: version %d was accepted with other content; raise the version", ErrRollback, cur.Version)
+		return fmt.Errorf("%w: %q version %d was accepted with other content; raise the version", ErrRollback, name, cur.Version)
 	case seen && cur.Version == last.Version:
 		return nil
 	}
-	out, err := json.MarshalIndent(map[string]acceptedPolicy{"accepted": cur}, "", "  ")
+	st.Policies[name] = cur
+	out, err := json.MarshalIndent(stateFile{Policies: st.Policies}, "", "  ")
 	if err != nil {
 		return err
 	}
 	return writeAtomic(s.Path, out)
 }
 
-// read returns the last accepted policy, or seen=false when there is no
-// state file yet. A damaged file is an error, never a reset to zero.
-func (s *State) read() (acceptedPolicy, bool, error) {
-	data, err := readfile.Read(s.Path, 64<<10)
+// read returns the accepted policies by name (none when there is no state
+// file yet). A damaged file is an error, never a reset to zero.
+func (s *State) read() (stateFile, error) {
+	st := stateFile{Policies: map[string]acceptedPolicy{}}
+	data, err := readfile.Read(s.Path, 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
-		return acceptedPolicy{}, false, nil
+		return st, nil
 	}
 	if err != nil {
-		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: %w", s.Path, err)
+		return st, fmt.Errorf("policy state %q: %w", s.Path, err)
 	}
-	var st struct {
-		Accepted *acceptedPolicy `json:"accepted"`
+	damaged := fmt.Errorf("policy state %q: not readable; refusing rather than forgetting the last versions", s.Path)
+	var file stateFile
+	if err := json.Unmarshal(data, &file); err != nil || (file.Policies == nil && file.Accepted == nil) {
+		return st, damaged
 	}
-	if err := json.Unmarshal(data, &st); err != nil || st.Accepted == nil || st.Accepted.Version == 0 {
-		return acceptedPolicy{}, false, fmt.Errorf("policy state %q: not readable; refusing rather than forgetting the last version", s.Path)
+	for name, a := range file.Policies {
+		if name == "" || a.Version == 0 {
+			return st, damaged
+		}
+		st.Policies[name] = a
 	}
-	return *st.Accepted, true, nil
+	if a := file.Accepted; a != nil {
+		if a.Name == "" || a.Version == 0 {
+			return st, damaged
+		}
+		if cur, ok := st.Policies[a.Name]; !ok || cur.Version < a.Version {
+			st.Policies[a.Name] = a.acceptedPolicy
+		}
+	}
+	return st, nil
 }
 
 // lockFile takes an exclusive lock on path (created if need be) and returns

@@ -64,7 +64,7 @@ func TestLoadSigned(t *testing.T) {
 
 	v3 := policyText(t, "3", "2027-01-01T00:00:00Z")
 	v3bundle := signPolicy(t, signer, v3)
-	p, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow)
+	p, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, signNow)
 	if err != nil {
 		t.Fatalf("a signed policy does not load: %v", err)
 	}
@@ -72,7 +72,7 @@ func TestLoadSigned(t *testing.T) {
 		t.Fatalf("version %d", p.Version)
 	}
 	// Loading it again is fine; the state already holds it.
-	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow); err != nil {
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, signNow); err != nil {
 		t.Fatalf("reloading the same policy: %v", err)
 	}
 
@@ -104,35 +104,68 @@ func TestLoadSigned(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := LoadSigned("policy.yaml", c.data, c.bundle, c.trust, state, signNow)
+			_, err := LoadSigned("policy.yaml", c.data, c.bundle, c.trust, "example", state, signNow)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
 		})
 	}
 
-	// An older policy under another name (a staging policy signed by the
-	// same key) is a rollback too: one state file, one deployment.
-	renamed := []byte(strings.Replace(string(policyText(t, "2", "2027-01-01T00:00:00Z")), "name: example", "name: staging-example", 1))
-	if _, err := LoadSigned("policy.yaml", renamed, signPolicy(t, signer, renamed), trust, state, signNow); !errors.Is(err, ErrRollback) {
-		t.Fatalf("older policy of another name: got %v, want ErrRollback", err)
+	// A policy for another deployment (a lax staging policy signed by the
+	// same key, with a higher version) is refused for this one, and does
+	// not move this deployment's rollback state: the production policy
+	// still loads afterwards.
+	staging := []byte(strings.Replace(string(policyText(t, "9", "2027-01-01T00:00:00Z")), "name: example", "name: staging-example", 1) + "\ndefault: audit\n")
+	stagingBundle := signPolicy(t, signer, staging)
+	if _, err := LoadSigned("policy.yaml", staging, stagingBundle, trust, "example", state, signNow); !errors.Is(err, ErrWrongDeployment) {
+		t.Fatalf("a policy for another deployment: got %v, want ErrWrongDeployment", err)
+	}
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, signNow); err != nil {
+		t.Fatalf("the production policy after a refused staging one: %v", err)
+	}
+	// Each deployment keeps its own version: staging's v9 for staging
+	// leaves production at v3, and an older staging policy is a rollback
+	// for staging only.
+	if _, err := LoadSigned("policy.yaml", staging, stagingBundle, trust, "staging-example", state, signNow); err != nil {
+		t.Fatalf("the staging policy for staging: %v", err)
+	}
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, signNow); err != nil {
+		t.Fatalf("production after staging moved its own version: %v", err)
+	}
+	staging8 := []byte(strings.Replace(string(staging), "version: 9", "version: 8", 1))
+	if _, err := LoadSigned("policy.yaml", staging8, signPolicy(t, signer, staging8), trust, "staging-example", state, signNow); !errors.Is(err, ErrRollback) {
+		t.Fatalf("older staging policy: got %v, want ErrRollback", err)
+	}
+	// No deployment name: refused, never "any".
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "", state, signNow); err == nil {
+		t.Fatal("loaded for no deployment")
 	}
 	// A zero clock never passes for "not expired".
-	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, time.Time{}); err == nil {
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, time.Time{}); err == nil {
 		t.Fatal("loaded with a zero time")
 	}
 	// A trust root identity pattern must be anchored: sigstore-go would
 	// match it anywhere in the subject.
 	loose := TrustRoot{Identities: []Identity{{Issuer: "https://token.actions.githubusercontent.com", SubjectRegexp: "https://github.com/acme/"}}}
-	if _, err := LoadSigned("policy.yaml", v3, v3bundle, loose, state, signNow); !errors.Is(err, ErrTrustRoot) {
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, loose, "example", state, signNow); !errors.Is(err, ErrTrustRoot) {
 		t.Fatalf("unanchored trust root identity: got %v, want ErrTrustRoot", err)
+	}
+
+	// A state file of the earlier one-slot format keeps its version for
+	// the policy name it recorded.
+	old := filepath.Join(t.TempDir(), "old-state.json")
+	if err := os.WriteFile(old, []byte(`{"accepted":{"name":"example","version":5,"digest":"sha256:00"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", &State{Path: old}, signNow); !errors.Is(err, ErrRollback) {
+		t.Fatalf("v3 after an old-format state at v5: got %v, want ErrRollback", err)
 	}
 
 	// A damaged state file refuses instead of forgetting the version.
 	if err := os.WriteFile(state.Path, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, state, signNow); err == nil || !strings.Contains(err.Error(), "not readable") {
+	if _, err := LoadSigned("policy.yaml", v3, v3bundle, trust, "example", state, signNow); err == nil || !strings.Contains(err.Error(), "not readable") {
 		t.Fatalf("damaged state: %v", err)
 	}
 }
@@ -163,14 +196,14 @@ func TestLoadSignedKeyless(t *testing.T) {
 	}
 	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
 	good := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, Subject: san}}}
-	if _, err := LoadSigned("policy.yaml", data, raw, good, nil, time.Now()); err != nil {
+	if _, err := LoadSigned("policy.yaml", data, raw, good, "example", nil, time.Now()); err != nil {
 		t.Fatalf("keyless policy does not load: %v", err)
 	}
 	other := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, SubjectRegexp: `^someone-else@.*$`}}}
-	if _, err := LoadSigned("policy.yaml", data, raw, other, nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+	if _, err := LoadSigned("policy.yaml", data, raw, other, "example", nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("other identity: got %v, want ErrUntrustedSigner", err)
 	}
-	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, "example", nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("no trusted root: got %v, want ErrUntrustedSigner", err)
 	}
 }
@@ -186,11 +219,11 @@ func TestStateIsSerialized(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		state := &State{Path: filepath.Join(t.TempDir(), "state.json")}
 		done := make(chan struct{}, 2)
-		go func() { _, _ = LoadSigned("p", v4, b4, trust, state, signNow); done <- struct{}{} }()
-		go func() { _, _ = LoadSigned("p", v5, b5, trust, state, signNow); done <- struct{}{} }()
+		go func() { _, _ = LoadSigned("p", v4, b4, trust, "example", state, signNow); done <- struct{}{} }()
+		go func() { _, _ = LoadSigned("p", v5, b5, trust, "example", state, signNow); done <- struct{}{} }()
 		<-done
 		<-done
-		if _, err := LoadSigned("p", v4, b4, trust, state, signNow); !errors.Is(err, ErrRollback) {
+		if _, err := LoadSigned("p", v4, b4, trust, "example", state, signNow); !errors.Is(err, ErrRollback) {
 			t.Fatalf("round %d: v4 after v5: got %v, want ErrRollback", round, err)
 		}
 	}

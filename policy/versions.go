@@ -22,8 +22,8 @@ var semverTypes = map[string]bool{"golang": true, "npm": true, "cargo": true}
 func anyVersion(string) (bool, error) { return true, nil }
 
 func (r *PackageRule) compile() error {
-	p, err := packageurl.FromString(r.Purl)
-	if err != nil || p.Type == "" || p.Name == "" {
+	p, err := ParsePurl(r.Purl)
+	if err != nil {
 		return fmt.Errorf("%w: want a package URL such as pkg:pypi/litellm", ErrInvalid)
 	}
 	if p.Version != "" {
@@ -145,17 +145,22 @@ func packageName(typ, ns, name string) string {
 
 var pypiSeparators = regexp.MustCompile(`[-_.]+`)
 
-// matches reports whether the package with this purl is denied by r, and
-// the note to report when its version could not be compared.
-func (r *PackageRule) matches(purl string) (bool, string) {
-	p, err := packageurl.FromString(purl)
-	if err != nil || p.Type != r.purlType || packageName(p.Type, p.Namespace, p.Name) != r.purlName {
+// matches reports whether the package p is denied by r, and the note to
+// report when its version could not be compared.
+func (r *PackageRule) matches(p packageurl.PackageURL) (bool, string) {
+	if p.Type != r.purlType || packageName(p.Type, p.Namespace, p.Name) != r.purlName {
 		return false, ""
 	}
-	if p.Version == "" {
+	return r.inRange(p.Version)
+}
+
+// inRange reports whether version is in the rule's range. An empty or
+// unreadable version counts as in range, with a note saying why.
+func (r *PackageRule) inRange(version string) (bool, string) {
+	if version == "" {
 		return true, "no version given, so it cannot be shown to be outside the range"
 	}
-	in, err := r.match(p.Version)
+	in, err := r.match(version)
 	if err != nil {
 		return true, err.Error()
 	}

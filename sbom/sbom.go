@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -180,7 +179,7 @@ func (g *generator) deploymentComponent() cdx.Component {
 // runnableComponent inventories the gateway, a plugin or an agent.
 func (g *generator) runnableComponent(ctx context.Context, comp stack.Component) (cdx.Component, error) {
 	bomRef := ref(comp.Kind, comp.Name)
-	argv, _ := json.Marshal(append(slices.Clone(comp.Command), comp.Args...))
+	argv := sbomprop.CommandValue(comp.Argv())
 	c := cdx.Component{
 		BOMRef:  bomRef,
 		Type:    cdx.ComponentTypeApplication,
@@ -191,7 +190,7 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 		im := g.images[comp.Image]
 		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: im.Digest.Hex()}}
 		c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropImage, comp.Image,
-			PropDigest, im.Digest.String(), PropCommand, string(argv))
+			PropDigest, im.Digest.String(), PropCommand, argv)
 		g.dependOn(bomRef, ref("image", comp.Image))
 		return c, nil
 	}
@@ -216,7 +215,7 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 		c.Hashes = fileHashes(fd)
 	}
 	c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropPath, comp.Path,
-		PropDigest, d.String(), PropCommand, string(argv))
+		PropDigest, d.String(), PropCommand, argv)
 
 	abs := filepath.Join(g.s.Source.Dir, filepath.FromSlash(comp.Path))
 	if err := g.scanInto(ctx, &c, comp.Kind, syftSource{provider, abs}); err != nil {

@@ -3,7 +3,11 @@
 // without importing the SBOM generator.
 package sbomprop
 
-import cdx "github.com/CycloneDX/cyclonedx-go"
+import (
+	"encoding/json"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+)
 
 // Property names trustgate writes on components.
 const (
@@ -32,4 +36,12 @@ func Get(ps *[]cdx.Property, name string) string {
 		}
 	}
 	return ""
+}
+
+// CommandValue is the value of the Command property for a component
+// started with argv (its command, then its args): argv as a JSON array,
+// or null for none. Writers and readers compare these strings.
+func CommandValue(argv []string) string {
+	b, _ := json.Marshal(argv)
+	return string(b)
 }

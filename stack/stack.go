@@ -82,6 +82,15 @@ type Component struct {
 	Kind string `yaml:"-" json:"kind"`
 }
 
+// Argv is how the component is started: its command, then its args (nil
+// when it has neither, and runs as Path).
+func (c Component) Argv() []string {
+	if len(c.Command) == 0 && len(c.Args) == 0 {
+		return nil
+	}
+	return append(append([]string{}, c.Command...), c.Args...)
+}
+
 // Provider is an upstream model API and the credential it is called with.
 type Provider struct {
 	Name       string        `yaml:"name" json:"name"`

@@ -32,6 +32,7 @@ var (
 	ErrStatement       = errors.New("invalid in-toto statement")
 	ErrSubject         = errors.New("artifact is not a subject of the attestation")
 	ErrPredicateType   = errors.New("attestation has another predicate type")
+	ErrNotPassed       = errors.New("verification summary does not say PASSED")
 )
 
 // Limits on what a bundle may hold. sigstore-go bounds entries and
@@ -116,7 +117,13 @@ type Options struct {
 
 // Result is what a verified attestation says.
 type Result struct {
-	Signer        string
+	// Signer names who signed, for people: the bundle's own label.
+	Signer string
+	// SignerID is who signed, as verified: "key:" and the key's hint, or
+	// "identity:" and the certificate's OIDC issuer and subject. Two
+	// signatures with one SignerID are one signer's, however they were
+	// encoded or wrapped.
+	SignerID      string
 	PredicateType string
 	// Statement is the verified payload.
 	Statement *attest.Statement
@@ -158,11 +165,11 @@ func parseRaw(raw []byte) (*bundle.Bundle, error) {
 			return nil, fmt.Errorf("%w: %d timestamps, limit %d", ErrTooLarge, n, MaxTimestamps)
 		}
 	}
-	var b bundle.Bundle
-	if err := b.UnmarshalJSON(raw); err != nil {
+	b, err := attest.ParseBundleJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return &b, nil
+	return b, nil
 }
 
 // shallowVM is a bundle's verification material, read only to count.
@@ -193,6 +200,16 @@ func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, er
 	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
 		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(out.PredicateType), opts.PredicateType)
 	}
+	if out.PredicateType != attest.PredicateVSA {
+		return out, nil
+	}
+	// A verification summary is signed either way; one that says FAILED
+	// verifies as authentic but vouches for nothing.
+	var pred map[string]any
+	if json.Unmarshal(out.Statement.Predicate, &pred) != nil || !summaryPassed(pred) {
+		r, _ := pred["verificationResult"].(string)
+		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, clip(r))
+	}
 	return out, nil
 }
 
@@ -210,7 +227,8 @@ func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: no DSSE envelope (a message signature is not an attestation)", ErrPayloadType)
 	}
 	if env.GetPayloadType() != attest.PayloadType {
-		return nil, fmt.Errorf("%w: payload type %q", ErrPayloadType, clip(env.GetPayloadType()))
+		// Not quoted: nothing unsigned is repeated in a message.
+		return nil, fmt.Errorf("%w: the payload type is not %s", ErrPayloadType, attest.PayloadType)
 	}
 	// The statement is read (bounded, strictly) before the signature is
 	// checked, so that a malformed one is named as such; nothing in it is
@@ -223,11 +241,25 @@ func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Result{Signer: attest.Signer(b), PredicateType: st.PredicateType, Statement: st}
+	out := &Result{Signer: attest.Signer(b), SignerID: signerID(s, res), PredicateType: st.PredicateType, Statement: st}
 	for _, ts := range res.VerifiedTimestamps {
 		out.Times = append(out.Times, ts.Timestamp)
 	}
 	return out, nil
+}
+
+// signerID names who signed, from what verified: the key the caller
+// required, or the certificate's identity.
+func signerID(s Signer, res *sgverify.VerificationResult) string {
+	if s.Key != nil {
+		h, _ := attest.KeyHint(s.Key)
+		return "key:" + h
+	}
+	if res.Signature != nil && res.Signature.Certificate != nil {
+		c := res.Signature.Certificate
+		return "identity:" + c.Extensions.Issuer + "\n" + c.SubjectAlternativeName
+	}
+	return "identity:" + s.Identity.String()
 }
 
 // verifySignature runs sigstore-go on the bundle, unbound to an artifact
@@ -350,7 +382,7 @@ func parseStatement(payload []byte) (*attest.Statement, error) {
 	switch st.Type {
 	case attest.StatementType, "https://in-toto.io/Statement/v0.1": // cosign still writes v0.1
 	default:
-		return nil, fmt.Errorf("%w: _type %q", ErrStatement, clip(st.Type))
+		return nil, fmt.Errorf("%w: _type is not an in-toto Statement v1 or v0.1", ErrStatement)
 	}
 	if len(st.Subject) == 0 {
 		return nil, fmt.Errorf("%w: no subject", ErrStatement)
@@ -445,12 +477,12 @@ func noDuplicateKeys(data []byte) error {
 				// to one reader and two to another. Keys are ASCII here.
 				for _, r := range t {
 					if r > 0x7e || r < 0x20 {
-						return fmt.Errorf("object key %q is not printable ASCII", clip(t))
+						return fmt.Errorf("an object key at byte %d is not printable ASCII", dec.InputOffset())
 					}
 				}
 				k := strings.ToLower(t)
 				if top.keys[k] {
-					return fmt.Errorf("duplicate key %q", clip(t))
+					return fmt.Errorf("a key given twice (ignoring case) at byte %d", dec.InputOffset())
 				}
 				top.keys[k] = true
 				top.wantKey = false

@@ -17,12 +17,29 @@ import (
 
 // Measured is one component of a deployment as the caller measured it: its
 // kind, name and role from the stack manifest, the digest of the bytes that
-// will run (never a digest some document claims), and what the deployment's
-// config would give it.
+// will run (never a digest some document claims), how the manifest starts
+// it, and what the deployment's config would give it.
 type Measured struct {
 	Kind, Name, Role string
 	Digest           digest.Digest
-	Requested        policy.Capabilities
+	// Argv is what the manifest starts the gateway, a plugin or an agent
+	// with: its command, then its args (nil for neither). A verified SBOM
+	// that lists the component must record the same (sbomprop.Command).
+	// Images and models run nothing of their own and leave it nil.
+	Argv []string
+	// Unpinned is, for an image from a registry, the manifest's reference
+	// when it names a tag and no digest: what was verified is the digest
+	// the tag has now, and a runtime resolving the tag later may get other
+	// bytes. Such an image is denied.
+	Unpinned  string
+	Requested policy.Capabilities
+}
+
+// Manifest is the stack manifest as measured: the deployment's name (its
+// metadata.name) and the SHA-256 of the manifest's bytes.
+type Manifest struct {
+	Name   string
+	Digest digest.Digest
 }
 
 // Evidence is one bundle and where it was found (a file, a referrer, a
@@ -33,11 +50,13 @@ type Evidence struct {
 }
 
 // Deployment is everything a deployment check needs, gathered by the
-// caller: the policy (loaded with policy.LoadSigned), the trust material
-// for keyless signers, what was measured, and the bundles found.
+// caller: the policy (loaded with policy.LoadSigned for this manifest's
+// deployment), the trust material for keyless signers, what was measured,
+// and the bundles found.
 type Deployment struct {
 	Policy     *policy.Policy
 	Material   root.TrustedMaterial
+	Manifest   Manifest
 	Components []Measured
 	Providers  []policy.ProviderFacts
 	Evidence   []Evidence
@@ -62,34 +81,42 @@ type EvidenceResult struct {
 	Error         string   `json:"error,omitempty"`
 }
 
-// Check verifies every bundle against every signer the policy trusts,
-// attaches each verified attestation to the components whose measured
-// digest it names, reads the packages of each component from a verified
-// CycloneDX attestation (never from an unsigned file), and evaluates the
-// policy. It is pure.
+// Check verifies every bundle against every signer the policy trusts and
+// evaluates the policy on what is left: facts measured from the bytes that
+// will run, and facts read from verified attestations. In particular:
+//
+//   - each verified attestation is attached to the components (and the
+//     manifest) whose measured digest it names;
+//   - a signature counts toward signer rules only from an attestation that
+//     vouches for its subjects (see endorses), and once per signer however
+//     many bundles carry it or however many policy names it verifies under;
+//   - packages are read only from verified CycloneDX attestations, by
+//     signers the component's cyclonedx attestation rule names (any policy
+//     signer when it names none), walking every nested component;
+//   - the start command the manifest gives each component must be the one
+//     the verified SBOM records for it;
+//   - the manifest must be bound: signed, or pinned by the policy.
+//
+// It is pure.
 func Check(d Deployment) Report {
-	facts := policy.Facts{Now: d.Now, Providers: d.Providers}
-	for _, m := range d.Components {
-		facts.Components = append(facts.Components, policy.ComponentFacts{
-			Kind: m.Kind, Name: m.Name, Role: m.Role, Digest: m.Digest.String(), Requested: m.Requested,
-		})
-	}
+	b := newBinder(d)
 	var results []EvidenceResult
-	var sboms []*Result // verified CycloneDX statements that name a measured component
+	var sboms []sbomDoc // verified CycloneDX attestations that name a measured component
 	for _, ev := range d.Evidence {
-		res, verified := attach(d, ev, &facts)
+		res, doc := b.attach(ev)
 		results = append(results, res)
-		if verified != nil && verified.PredicateType == attest.PredicateCycloneDX && len(res.Subjects) > 0 {
-			sboms = append(sboms, verified)
+		if doc != nil {
+			sboms = append(sboms, *doc)
 		}
 	}
+	facts := b.facts()
 	// The deployment-wide SBOM (for required fields and CEL rules) is the
 	// one verified SBOM about this deployment. Two that differ leave none,
 	// so that the rules fail rather than read whichever came last.
 	switch distinctPredicates(sboms) {
 	case 1:
-		_ = json.Unmarshal(sboms[0].Statement.Predicate, &facts.SBOM)
-		facts.Statement = statementMap(sboms[0].Statement)
+		facts.SBOM = sboms[0].asMap
+		facts.Statement = statementMap(sboms[0].result.Statement)
 	case 0:
 	default:
 		for i := range results {
@@ -102,33 +129,113 @@ func Check(d Deployment) Report {
 	return Report{Allowed: r.Allowed, Decisions: r.Decisions, Evidence: results}
 }
 
-func distinctPredicates(rs []*Result) int {
+// sbomDoc is a verified CycloneDX attestation, decoded once.
+type sbomDoc struct {
+	result *Result
+	bom    *cdx.BOM
+	asMap  map[string]any
+}
+
+func distinctPredicates(docs []sbomDoc) int {
 	seen := map[string]bool{}
-	for _, r := range rs {
-		seen[string(r.Statement.Predicate)] = true
+	for _, d := range docs {
+		seen[string(d.result.Statement.Predicate)] = true
 	}
 	return len(seen)
 }
 
+// binder gathers what verified evidence proves about each component and
+// the manifest.
+type binder struct {
+	d          Deployment
+	components []policy.ComponentFacts
+	compSigs   []signatures
+	manifest   policy.ManifestFacts
+	manSigs    signatures
+}
+
+func newBinder(d Deployment) *binder {
+	b := &binder{d: d, compSigs: make([]signatures, len(d.Components))}
+	b.manifest = policy.ManifestFacts{Name: d.Manifest.Name, Digest: d.Manifest.Digest.String()}
+	for _, m := range d.Components {
+		c := policy.ComponentFacts{Kind: m.Kind, Name: m.Name, Role: m.Role, Digest: m.Digest.String(), Requested: m.Requested}
+		if m.Unpinned != "" {
+			c.Problems = append(c.Problems, policy.Violation{Rule: "ref", Expected: "an image reference pinned by digest (NAME@sha256:...), so that what runs is what was verified", Found: m.Unpinned})
+		}
+		b.components = append(b.components, c)
+	}
+	return b
+}
+
+// facts returns the facts for the policy, with each component's and the
+// manifest's signatures counted once per signer.
+func (b *binder) facts() policy.Facts {
+	f := policy.Facts{Now: b.d.Now, Providers: b.d.Providers, Components: b.components}
+	for i := range f.Components {
+		f.Components[i].Signers, f.Components[i].Signatures = b.compSigs[i].lists()
+	}
+	m := b.manifest
+	m.Signers, m.Signatures = b.manSigs.lists()
+	f.Manifest = &m
+	return f
+}
+
+// signatures groups the policy names that verified signatures carry by who
+// signed (the signer's key, or a certificate's issuer and subject): the
+// same signer counts once, however many bundles, encodings or re-wrapped
+// copies of a signature were handed in.
+type signatures struct {
+	order []string
+	names map[string][]string
+}
+
+func (s *signatures) add(id string, names []string) {
+	if s.names == nil {
+		s.names = map[string][]string{}
+	}
+	if _, ok := s.names[id]; !ok {
+		s.order = append(s.order, id)
+	}
+	for _, n := range names {
+		if !slices.Contains(s.names[id], n) {
+			s.names[id] = append(s.names[id], n)
+		}
+	}
+}
+
+// lists returns every name that verified, and the names by signature.
+func (s *signatures) lists() (signers []string, groups [][]string) {
+	for _, id := range s.order {
+		groups = append(groups, s.names[id])
+		for _, n := range s.names[id] {
+			if !slices.Contains(signers, n) {
+				signers = append(signers, n)
+			}
+		}
+	}
+	return signers, groups
+}
+
 // attach verifies one bundle and adds what it proves to the facts: an
-// attestation about each component it names, and, when it asserts
-// something of the component (an SBOM, a provenance, a PASSED verification
-// summary), the signature toward the component's signer rules.
-func attach(d Deployment, ev Evidence, facts *policy.Facts) (EvidenceResult, *Result) {
+// attestation about each component it names and, when it vouches for its
+// subjects, the signature toward their signer rules (and the manifest's).
+// It returns the decoded SBOM when the bundle is a usable SBOM of the
+// deployment.
+func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	out := EvidenceResult{Source: ev.Source}
-	b, err := parseRaw(ev.Raw)
+	bun, err := parseRaw(ev.Raw)
 	if err != nil {
 		out.Error = err.Error()
 		return out, nil
 	}
 	var verified *Result
-	for _, s := range d.Policy.Signers {
+	for _, s := range b.d.Policy.Signers {
 		signer, err := policySigner(s)
 		if err != nil {
 			out.Error = err.Error()
 			continue
 		}
-		res, err := parsedUnbound(b, signer, Options{Material: d.Material})
+		res, err := parsedUnbound(bun, signer, Options{Material: b.d.Material})
 		if err != nil {
 			if out.Error == "" {
 				out.Error = err.Error()
@@ -139,74 +246,144 @@ func attach(d Deployment, ev Evidence, facts *policy.Facts) (EvidenceResult, *Re
 		out.Signers = append(out.Signers, s.Name)
 	}
 	if verified == nil {
-		if len(d.Policy.Signers) == 0 {
+		if len(b.d.Policy.Signers) == 0 {
 			out.Error = "the policy trusts no signer"
 		}
 		return out, nil
 	}
+	var doc *sbomDoc
+	if verified.PredicateType == attest.PredicateCycloneDX {
+		bom, asMap, err := policy.DecodeSBOM(verified.Statement.Predicate)
+		if err != nil {
+			// Signed, but not readable one way only: it proves nothing.
+			out.Signers, out.Error = nil, err.Error()
+			return out, nil
+		}
+		doc = &sbomDoc{result: verified, bom: bom, asMap: asMap}
+	}
 	out.Verified, out.Error, out.PredicateType = true, "", verified.PredicateType
 	var pred map[string]any
 	_ = json.Unmarshal(verified.Statement.Predicate, &pred)
-	var bom *cdx.BOM
-	if verified.PredicateType == attest.PredicateCycloneDX {
-		var b cdx.BOM
-		if json.Unmarshal(verified.Statement.Predicate, &b) == nil {
-			bom = &b
-		}
-	}
-	// The names this one signature verified under count as one signature.
 	group := slices.Clone(out.Signers)
-	endorses := endorsement(verified.PredicateType, pred)
-	for i := range facts.Components {
-		c := &facts.Components[i]
-		if !names(verified.Statement, d.Components[i].Digest) {
+	vouches := b.endorses(verified.PredicateType, pred)
+	if vouches && names(verified.Statement, b.d.Manifest.Digest) {
+		out.Subjects = append(out.Subjects, "manifest")
+		b.manSigs.add(verified.SignerID, group)
+	}
+	about := false
+	for i := range b.components {
+		c := &b.components[i]
+		m := b.d.Components[i]
+		if !names(verified.Statement, m.Digest) {
 			continue
 		}
+		about = true
 		out.Subjects = append(out.Subjects, c.Kind+"/"+c.Name)
-		if endorses {
-			for _, n := range group {
-				if !slices.Contains(c.Signers, n) {
-					c.Signers = append(c.Signers, n)
-				}
-			}
-			c.Signatures = append(c.Signatures, group)
+		if vouches {
+			b.compSigs[i].add(verified.SignerID, group)
 		}
 		c.Attestations = append(c.Attestations, policy.AttestationFacts{PredicateType: verified.PredicateType, Signers: group, Signatures: [][]string{group}, Predicate: pred})
-		if bom != nil {
-			pkgs, unidentified, listed := packagesOf(bom, c.Kind, c.Name, d.Components[i].Digest)
-			c.Packages = append(c.Packages, pkgs...)
-			c.Unidentified = append(c.Unidentified, unidentified...)
-			c.SBOM = c.SBOM || listed
+		if doc != nil && b.inventories(m, group) {
+			b.inventory(c, m, doc.bom)
 		}
 	}
-	return out, verified
-}
-
-// Endorses reports whether a verified attestation vouches for its subjects
-// (see endorsement): a verification summary that did not pass does not.
-func Endorses(r *Result) bool {
-	var pred map[string]any
-	_ = json.Unmarshal(r.Statement.Predicate, &pred)
-	switch r.PredicateType {
-	case attest.PredicateVSA:
-		return endorsement(r.PredicateType, pred)
+	if doc == nil || !about {
+		return out, nil
 	}
-	return true
+	return out, doc
 }
 
-// endorsement reports whether a statement of this type vouches for its
-// subjects, so that its signature counts as the signer's signature over
-// them: an SBOM or a provenance does, a verification summary only when it
-// says PASSED, and other predicates (a policy, a custom type) do not.
-func endorsement(predicateType string, pred map[string]any) bool {
+// inventories reports whether an SBOM signed under these names may supply
+// the component's packages: when the policy's cyclonedx attestation rules
+// for the component name signers, only theirs does; otherwise any policy
+// signer's.
+func (b *binder) inventories(m Measured, signedBy []string) bool {
+	pc := b.d.Policy.Component(m.Kind, m.Name)
+	if pc == nil {
+		return true
+	}
+	named := false
+	for _, a := range pc.Attestations {
+		if a.PredicateType() != attest.PredicateCycloneDX || a.Signers == nil {
+			continue
+		}
+		named = true
+		for _, n := range signedBy {
+			if slices.Contains(a.Signers.AnyOf, n) {
+				return true
+			}
+		}
+	}
+	return !named
+}
+
+// inventory reads, from a verified SBOM, the component of this kind and
+// name whose recorded digest is the measured one: its packages at any
+// depth, and the start command it records, which must be the manifest's.
+func (b *binder) inventory(c *policy.ComponentFacts, m Measured, bom *cdx.BOM) {
+	if bom.Components == nil {
+		return
+	}
+	for _, sc := range *bom.Components {
+		if sc.Name != m.Name || sbomprop.Get(sc.Properties, sbomprop.Kind) != m.Kind || sbomprop.Get(sc.Properties, sbomprop.Digest) != m.Digest.String() {
+			continue
+		}
+		c.SBOM = true
+		pkgs, unidentified, systems := policy.PackagesOf(sc)
+		c.Packages = append(c.Packages, pkgs...)
+		c.Unidentified = append(c.Unidentified, unidentified...)
+		c.Systems = append(c.Systems, systems...)
+		if !runs(m.Kind) {
+			continue
+		}
+		want, got := sbomprop.Get(sc.Properties, sbomprop.Command), sbomprop.CommandValue(m.Argv)
+		v := policy.Violation{Rule: "command", Expected: orNone(want) + " (what the signed SBOM records)", Found: got}
+		if want != got && !slices.Contains(c.Problems, v) {
+			c.Problems = append(c.Problems, v)
+		}
+	}
+}
+
+func runs(kind string) bool {
+	return kind == "gateway" || kind == "plugin" || kind == "agent"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// endorses reports whether a verified statement of this type vouches for
+// its subjects, so that its signature counts as the signer's signature over
+// them: an SBOM or a provenance does; a verification summary only when it
+// says PASSED under this very policy (its policy digest is the digest of
+// the policy being applied: a summary made under a laxer policy, a
+// staging one with audit modes say, vouches for nothing here); other
+// predicates (a policy, a custom type) do not.
+func (b *binder) endorses(predicateType string, pred map[string]any) bool {
 	switch predicateType {
 	case attest.PredicateCycloneDX, attest.PredicateSLSAProvenance:
 		return true
 	case attest.PredicateVSA:
-		r, _ := pred["verificationResult"].(string)
-		return r == "PASSED"
+		return summaryPassed(pred) && summaryPolicy(pred) == b.d.Policy.Source().Digest.Hex()
 	}
 	return false
+}
+
+// summaryPassed reports whether a verification summary's result is PASSED.
+func summaryPassed(pred map[string]any) bool {
+	r, _ := pred["verificationResult"].(string)
+	return r == "PASSED"
+}
+
+// summaryPolicy is the sha256 (hex) of the policy a summary names.
+func summaryPolicy(pred map[string]any) string {
+	p, _ := pred["policy"].(map[string]any)
+	d, _ := p["digest"].(map[string]any)
+	h, _ := d["sha256"].(string)
+	return h
 }
 
 func policySigner(s policy.Signer) (Signer, error) {
@@ -240,33 +417,6 @@ func artifactOf(d digest.Digest) Artifact {
 		return Artifact{SHA512: d.Hex()}
 	}
 	return Artifact{}
-}
-
-// packagesOf lists the purls a verified SBOM records inside the component
-// of this kind and name whose recorded digest is the measured one, the
-// packages it lists there without a purl, and whether it has that
-// component at all.
-func packagesOf(bom *cdx.BOM, kind, name string, d digest.Digest) (out, unidentified []string, listed bool) {
-	if bom.Components == nil {
-		return nil, nil, false
-	}
-	for _, c := range *bom.Components {
-		if c.Name != name || sbomprop.Get(c.Properties, sbomprop.Kind) != kind || sbomprop.Get(c.Properties, sbomprop.Digest) != d.String() {
-			continue
-		}
-		listed = true
-		if c.Components != nil {
-			for _, p := range *c.Components {
-				switch {
-				case p.PackageURL != "":
-					out = append(out, p.PackageURL)
-				case p.Type != cdx.ComponentTypeFile && p.Type != cdx.ComponentTypeOS:
-					unidentified = append(unidentified, p.Name+"@"+p.Version)
-				}
-			}
-		}
-	}
-	return out, unidentified, listed
 }
 
 func statementMap(st *attest.Statement) map[string]any {

@@ -22,8 +22,16 @@ type deployFixture struct {
 	key        *attest.Key
 	policyText string
 	gw, plugin digest.Digest
+	manifest   digest.Digest
 	sbom       string
 }
+
+// The fixture's start commands, as the manifest gives them and the SBOM
+// records them.
+var (
+	gwArgv     = []string{"--listen", "127.0.0.1:8080"}
+	pluginArgv = []string{"python3", "-m", "redactor"}
+)
 
 func newDeployFixture(t *testing.T, litellm string) deployFixture {
 	return newDeployFixtureTB(t, litellm)
@@ -35,8 +43,9 @@ func newDeployFixtureTB(t testing.TB, litellm string) deployFixture {
 	pub, _ := k.MarshalPublic()
 	fx := deployFixture{
 		key:    k,
-		gw:     digest.FromBytes([]byte("gateway v1")),
-		plugin: digest.MustParse("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+		gw:       digest.FromBytes([]byte("gateway v1")),
+		plugin:   digest.MustParse("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+		manifest: digest.FromBytes([]byte("stack manifest v1")),
 	}
 	fx.policyText = `apiVersion: trustgate.dev/v1
 kind: Policy
@@ -64,8 +73,8 @@ sbom:
     - {purl: pkg:pypi/litellm, versions: ">=1.82.7,<=1.82.8"}
 `
 	fx.sbom = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[
- {"type":"application","name":"gw","bom-ref":"trustgate:gateway/gw","properties":[{"name":"trustgate:kind","value":"gateway"},{"name":"trustgate:digest","value":"` + fx.gw.String() + `"}]},
- {"type":"application","name":"redactor","bom-ref":"trustgate:plugin/redactor","properties":[{"name":"trustgate:kind","value":"plugin"},{"name":"trustgate:digest","value":"` + fx.plugin.String() + `"}],
+ {"type":"application","name":"gw","bom-ref":"trustgate:gateway/gw","properties":[{"name":"trustgate:kind","value":"gateway"},{"name":"trustgate:digest","value":"` + fx.gw.String() + `"},{"name":"trustgate:command","value":"[\"--listen\",\"127.0.0.1:8080\"]"}]},
+ {"type":"application","name":"redactor","bom-ref":"trustgate:plugin/redactor","properties":[{"name":"trustgate:kind","value":"plugin"},{"name":"trustgate:digest","value":"` + fx.plugin.String() + `"},{"name":"trustgate:command","value":"[\"python3\",\"-m\",\"redactor\"]"}],
   "components":[{"type":"library","name":"litellm","version":"` + litellm + `","purl":"pkg:pypi/litellm@` + litellm + `"}]}]}`
 	return fx
 }
@@ -77,6 +86,7 @@ func (fx deployFixture) bundle(t *testing.T, k *attest.Key) []byte {
 func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
 	t.Helper()
 	st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(fx.sbom),
+		attest.Subject{Name: "stack.yaml", Digest: map[string]string{"sha256": fx.manifest.Hex()}},
 		attest.Subject{Name: "bin/gw", Digest: map[string]string{"sha256": fx.gw.Hex()}},
 		attest.Subject{Name: "plugins/redactor", Digest: map[string]string{"dirHash": fx.plugin.Hex()}})
 	if err != nil {
@@ -102,9 +112,10 @@ func (fx deployFixture) deploymentTB(t testing.TB, ev ...Evidence) Deployment {
 	}
 	return Deployment{
 		Policy: p, Now: deployNow, Evidence: ev,
+		Manifest: Manifest{Name: "deploy", Digest: fx.manifest},
 		Components: []Measured{
-			{Kind: "gateway", Name: "gw", Role: "gateway", Digest: fx.gw},
-			{Kind: "plugin", Name: "redactor", Role: "guardrail", Digest: fx.plugin},
+			{Kind: "gateway", Name: "gw", Role: "gateway", Digest: fx.gw, Argv: gwArgv},
+			{Kind: "plugin", Name: "redactor", Role: "guardrail", Digest: fx.plugin, Argv: pluginArgv},
 		},
 	}
 }
@@ -127,7 +138,7 @@ func TestDeploymentAllowed(t *testing.T) {
 	if !r.Allowed {
 		t.Fatalf("denied: %v\n%+v", denials(r), r.Evidence)
 	}
-	if len(r.Evidence) != 1 || !r.Evidence[0].Verified || len(r.Evidence[0].Subjects) != 2 {
+	if len(r.Evidence) != 1 || !r.Evidence[0].Verified || len(r.Evidence[0].Subjects) != 3 {
 		t.Fatalf("evidence %+v", r.Evidence)
 	}
 }
@@ -152,9 +163,9 @@ func TestDeploymentDenials(t *testing.T) {
 		}, []string{"agent/shadow default"}},
 		{"attestation signed by an untrusted key", func() Deployment {
 			return good.deployment(t, Evidence{Source: "b", Raw: good.bundle(t, stranger)})
-		}, []string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
+		}, []string{"manifest manifest", "gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 		{"no attestation at all", func() Deployment { return good.deployment(t) },
-			[]string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
+			[]string{"manifest manifest", "gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 		{"denied package in the verified SBOM", func() Deployment {
 			bad := newDeployFixture(t, "1.82.7")
 			bad.key, bad.policyText = good.key, good.policyText
@@ -167,7 +178,7 @@ func TestDeploymentDenials(t *testing.T) {
 		}, []string{"plugin/redactor sbom"}},
 		{"a garbage bundle proves nothing", func() Deployment {
 			return good.deployment(t, Evidence{Source: "b", Raw: []byte("{")})
-		}, []string{"gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
+		}, []string{"manifest manifest", "gateway/gw components[0].attestations[0]", "gateway/gw sbom", "plugin/redactor components[1].signers", "plugin/redactor components[1].attestations[0]", "plugin/redactor sbom"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/policy"
 )
 
 // VerifierID names trustgate as the verifier in verification summaries.
@@ -27,11 +28,14 @@ type SummaryInput struct {
 }
 
 // Summary is an in-toto statement of a SLSA verification summary
-// (https://slsa.dev/verification_summary/v1) of one deployment check: its
-// subjects are the manifest and every measured component, its policy field
-// the policy's digest, its input attestations the bundles that verified, and
-// its result PASSED or FAILED. Later stages may accept a valid summary plus
-// matching digests instead of redoing the whole check.
+// (https://slsa.dev/verification_summary/v1) of one deployment check. It
+// vouches only for what passed: its subjects are the components whose
+// decision passed in enforce mode (never one that failed, and never one
+// that was only audited), and the manifest when the whole deployment
+// passed. Its policy field is the policy's digest, which a consumer must
+// check (verify counts a summary only under the very policy it names), its
+// input attestations the bundles that verified, its result PASSED or
+// FAILED, and componentResults records the result for every component.
 func Summary(d Deployment, r Report, in SummaryInput) (*attest.Statement, error) {
 	result := "FAILED"
 	if r.Allowed {
@@ -45,7 +49,33 @@ func Summary(d Deployment, r Report, in SummaryInput) (*attest.Statement, error)
 		}
 	}
 	sort.Slice(inputs, func(i, j int) bool { return inputs[i]["uri"].(string) < inputs[j]["uri"].(string) })
-	pred := map[string]any{
+	if inputs == nil {
+		inputs = []map[string]any{}
+	}
+	var subjects []attest.Subject
+	if r.Allowed {
+		subjects = append(subjects, attest.Subject{Name: in.Manifest, Digest: map[string]string{"sha256": in.ManifestDigest.Hex()}})
+	}
+	results := []componentResult{}
+	for _, m := range d.Components {
+		cr := componentResult{Component: m.Kind + "/" + m.Name, Digest: m.Digest.String(), Result: "FAILED"}
+		if dec, ok := decisionFor(r, cr.Component); ok {
+			cr.Mode = dec.Mode
+			if dec.Allowed {
+				cr.Result = "PASSED"
+			}
+		}
+		results = append(results, cr)
+		if cr.Result == "PASSED" && cr.Mode == policy.ModeEnforce {
+			subjects = append(subjects, attest.Subject{Name: cr.Component, Digest: map[string]string{subjectAlgorithm(m.Digest): m.Digest.Hex()}})
+		}
+	}
+	if len(subjects) == 0 {
+		// A statement needs a subject: a summary that vouches for nothing
+		// names the manifest, and says FAILED.
+		subjects = append(subjects, attest.Subject{Name: in.Manifest, Digest: map[string]string{"sha256": in.ManifestDigest.Hex()}})
+	}
+	raw, err := json.Marshal(map[string]any{
 		"verifier":           map[string]any{"id": VerifierID, "version": map[string]string{"trustgate": in.Version}},
 		"timeVerified":       in.Time.UTC().Format(time.RFC3339),
 		"resourceUri":        in.Manifest,
@@ -53,24 +83,37 @@ func Summary(d Deployment, r Report, in SummaryInput) (*attest.Statement, error)
 		"inputAttestations":  inputs,
 		"verificationResult": result,
 		"verifiedLevels":     []string{},
-	}
-	if inputs == nil {
-		pred["inputAttestations"] = []any{}
-	}
-	raw, err := json.Marshal(pred)
+		"componentResults":   results,
+	})
 	if err != nil {
 		return nil, err
 	}
-	subjects := []attest.Subject{{Name: in.Manifest, Digest: map[string]string{"sha256": in.ManifestDigest.Hex()}}}
-	for _, m := range d.Components {
-		alg := "sha256"
-		switch m.Digest.Algorithm() {
-		case digest.H1:
-			alg = "dirHash"
-		case digest.SHA512:
-			alg = "sha512"
-		}
-		subjects = append(subjects, attest.Subject{Name: m.Kind + "/" + m.Name, Digest: map[string]string{alg: m.Digest.Hex()}})
-	}
 	return attest.NewStatement(attest.PredicateVSA, raw, subjects...)
+}
+
+// componentResult is one component's line in a summary's componentResults.
+type componentResult struct {
+	Component string `json:"component"`
+	Digest    string `json:"digest"`
+	Mode      string `json:"mode,omitempty"`
+	Result    string `json:"result"`
+}
+
+func decisionFor(r Report, subject string) (policy.Decision, bool) {
+	for _, d := range r.Decisions {
+		if d.Subject == subject {
+			return d, true
+		}
+	}
+	return policy.Decision{}, false
+}
+
+func subjectAlgorithm(d digest.Digest) string {
+	switch d.Algorithm() {
+	case digest.H1:
+		return "dirHash"
+	case digest.SHA512:
+		return "sha512"
+	}
+	return "sha256"
 }

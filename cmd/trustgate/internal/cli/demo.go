@@ -240,7 +240,7 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 	}
 	trust := policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}}
 	state := &policy.State{Path: filepath.Join(dir, "policy-state.json")}
-	loaded, err := policy.LoadSigned(polPath, text, raw, trust, state, now)
+	loaded, err := policy.LoadSigned(polPath, text, raw, trust, name, state, now)
 	if err != nil {
 		return nil, err
 	}

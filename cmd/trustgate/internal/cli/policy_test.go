@@ -78,11 +78,11 @@ func TestPolicyWorkflow(t *testing.T) {
 	}
 	trust := policy.TrustRoot{Keys: []crypto.PublicKey{pk}}
 	state := &policy.State{Path: filepath.Join(dir, "state.json")}
-	if _, err := policy.LoadSigned(pol, polBytes, bundle, trust, state, time.Now()); err != nil {
+	if _, err := policy.LoadSigned(pol, polBytes, bundle, trust, "example-gateway-deployment", state, time.Now()); err != nil {
 		t.Fatalf("signed policy does not load: %v", err)
 	}
 	edited := []byte(strings.Replace(string(polBytes), "capabilities: {}", "capabilities: {env: [AWS_SECRET_ACCESS_KEY]}", 1))
-	if _, err := policy.LoadSigned(pol, edited, bundle, trust, state, time.Now()); !errors.Is(err, policy.ErrTampered) {
+	if _, err := policy.LoadSigned(pol, edited, bundle, trust, "example-gateway-deployment", state, time.Now()); !errors.Is(err, policy.ErrTampered) {
 		t.Fatalf("edited after signing: got %v, want ErrTampered", err)
 	}
 	tr.sweep(key)

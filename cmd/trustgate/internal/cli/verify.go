@@ -232,11 +232,11 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 		return errors.New("--key and --keyless sign a verification summary: give --vsa FILE")
 	}
 	now := time.Now()
-	p, material, err := loadSignedPolicy(f, now)
+	s, err := stack.Load(f.stack)
 	if err != nil {
 		return err
 	}
-	s, err := stack.Load(f.stack)
+	p, material, err := loadSignedPolicy(f, s.Metadata.Name, now)
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 		return err
 	}
 	d := verify.Deployment{
-		Policy: p, Material: material, Components: measured, Providers: providers,
+		Policy: p, Material: material, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
 		Evidence: append(evidence, attached...), Now: now,
 	}
 	r := verify.Check(d)
@@ -307,7 +307,9 @@ func writeSummary(cmd *cobra.Command, f verifyFlags, s *stack.Stack, p *policy.P
 	return deliver(cmd, b, f.vsa, false, nil)
 }
 
-func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.TrustedMaterial, error) {
+// loadSignedPolicy loads the signed policy for the deployment called
+// deployment.
+func loadSignedPolicy(f verifyFlags, deployment string, now time.Time) (*policy.Policy, root.TrustedMaterial, error) {
 	keys, err := loadPublicKeys(f.trustKeys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--trust-root: %w", err)
@@ -346,7 +348,7 @@ func loadSignedPolicy(f verifyFlags, now time.Time) (*policy.Policy, root.Truste
 		}
 		statePath = filepath.Join(dir, "trustgate", "policy-state.json")
 	}
-	p, err := policy.LoadSigned(f.policy, data, bundleJSON, trust, &policy.State{Path: statePath}, now)
+	p, err := policy.LoadSigned(f.policy, data, bundleJSON, trust, deployment, &policy.State{Path: statePath}, now)
 	if err != nil {
 		return nil, nil, &exitError{code: ExitDenied, err: fmt.Errorf("policy %s: %w", f.policy, err)}
 	}

@@ -109,10 +109,6 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", img, printable(where), printable(oneLine(err)))
 			continue
 		}
-		if !verify.Endorses(res) {
-			fmt.Fprintf(out, "FAIL  %s  %s: a signed %s that does not vouch for the image (a verification summary that did not pass)\n", img, printable(where), res.PredicateType)
-			continue
-		}
 		passed++
 		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", img, printable(where), res.PredicateType, signerName(signer))
 	}
