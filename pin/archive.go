@@ -3,7 +3,7 @@ package pin
 import (
 	"archive/tar"
 	"bufio"
-		"compress/gzip"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/json"

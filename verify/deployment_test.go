@@ -42,7 +42,7 @@ func newDeployFixtureTB(t testing.TB, litellm string) deployFixture {
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
 	pub, _ := k.MarshalPublic()
 	fx := deployFixture{
-		key:    k,
+		key:      k,
 		gw:       digest.FromBytes([]byte("gateway v1")),
 		plugin:   digest.MustParse("h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
 		manifest: digest.FromBytes([]byte("stack manifest v1")),
