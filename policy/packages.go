@@ -12,7 +12,7 @@ import (
 // MaxPackageDepth bounds how deep PackagesOf walks nested components. An
 // SBOM nests packages a level or two (a wheel inside a site-packages
 // tree); anything deeper is listed as unidentified rather than skipped.
-const MaxPackageDepth = 32
+const MaxPackageDepth = 16
 
 // PackagesOf walks every component nested below c, at any depth, and
 // sorts what it finds for the deny list and rules: purls (as written; the

@@ -122,7 +122,7 @@ func demoVerify(cmd *cobra.Command, s *stack.Stack, p *policy.Policy, bundlePath
 		if err != nil {
 			return verify.Report{}, err
 		}
-		return verify.Check(verify.Deployment{Policy: p, Components: measured, Providers: providers,
+		return verify.Check(verify.Deployment{Policy: p, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
 			Evidence: []verify.Evidence{{Source: "file " + filepath.Base(bundlePath), Raw: raw}}, Now: time.Now()}), nil
 	}
 	r, err := check()
