@@ -153,10 +153,10 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo kept no %s: %v", f, err)
 		}
 	}
-	if !strings.Contains(stdout, "PASS: 9 decisions") || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests") {
+	if !strings.Contains(stdout, "PASS: 10 decisions") || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests") {
 		t.Errorf("demo's verification step:\n%s", stdout)
 	}
-	if !strings.Contains(stdout, "9 of 9 decisions pass") {
+	if !strings.Contains(stdout, "10 of 10 decisions pass") {
 		t.Errorf("demo's dry run of its own policy does not pass:\n%s", stdout)
 	}
 	sbomBytes, err := os.ReadFile(filepath.Join(dir, "sbom.cdx.json"))

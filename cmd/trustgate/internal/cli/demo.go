@@ -129,7 +129,7 @@ func demoVerify(cmd *cobra.Command, s *stack.Stack, p *policy.Policy, bundlePath
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   %s: %d decisions, every component measured from its bytes and bound to the signed SBOM\n", verdictWord(r.Allowed), len(r.Decisions))
+	fmt.Fprintf(out, "   %s: %d decisions, every component measured from its bytes and bound to the signed SBOM, the manifest (commands, providers) signed with it\n", verdictWord(r.Allowed), len(r.Decisions))
 	if !r.Allowed {
 		printVerify(cmd, r)
 		return errors.New("the example does not verify against its own policy")

@@ -244,7 +244,10 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	defer cancel()
 	measured, providers, err := gather.Stack(ctx, s)
 	if err != nil {
-		return err
+		// A component that cannot be measured (a blob that does not match
+		// its digest, a file that is not a regular file) cannot be shown to
+		// be what was signed: the deployment is denied.
+		return &exitError{code: ExitDenied, err: fmt.Errorf("the deployment is denied: %w", err)}
 	}
 	evidence, err := gather.Files(f.bundles...)
 	if err != nil {
