@@ -14,6 +14,8 @@ import (
 	"path"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/trustgate/trustgate/digest"
 
 	"github.com/trustgate/trustgate/internal/readfile"
@@ -35,6 +37,9 @@ const (
 // the config lists for it, in order.
 func archiveImage(ctx context.Context, root *os.Root, name string) (Image, error) {
 	a := archive{ctx: ctx, root: root, name: name}
+	if err := a.catalog(); err != nil {
+		return Image{}, err
+	}
 	raw, err := a.readEntry("manifest.json")
 	if err != nil {
 		return Image{}, err
@@ -67,17 +72,66 @@ func archiveImage(ctx context.Context, root *os.Root, name string) (Image, error
 	if len(cfg.RootFS.DiffIDs) != len(m[0].Layers) {
 		return Image{}, fmt.Errorf("%w: the config lists %d layers, manifest.json %d", ErrBlob, len(cfg.RootFS.DiffIDs), len(m[0].Layers))
 	}
-	diffs, err := a.diffIDs(m[0].Layers)
+	sums, err := a.layerSums(m[0].Layers)
 	if err != nil {
 		return Image{}, err
 	}
 	for i, want := range cfg.RootFS.DiffIDs {
-		if diffs[i] != want {
-			return Image{}, fmt.Errorf("%w: layer %d has diff ID %s, the config says %s: %w", ErrBlob, i, diffs[i], clipText(want), digest.ErrMismatch)
+		if sums[i].diffID != want {
+			return Image{}, fmt.Errorf("%w: layer %d has diff ID %s, the config says %s: %w", ErrBlob, i, sums[i].diffID, clipText(want), digest.ErrMismatch)
 		}
 	}
 	d := digest.FromBytes(config)
+	if err := a.sameOCIImage(d, sums); err != nil {
+		return Image{}, err
+	}
 	return Image{Digest: d, Config: d}, nil
+}
+
+// sameOCIImage checks the archive's index.json, when it has one (docker 25
+// and later write both): a loader that reads it instead of manifest.json
+// must get the same image. It must name exactly one image manifest, whose
+// blob has the digest it is given, whose config is the one pinned, and
+// whose layers are, in order, the very blobs manifest.json lists.
+func (a archive) sameOCIImage(config digest.Digest, layers []layerSum) error {
+	if a.cat.count["index.json"] == 0 {
+		return nil
+	}
+	raw, err := a.readEntry("index.json")
+	if err != nil {
+		return err
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(raw, &idx); err != nil || len(idx.Manifests) != 1 || !idx.Manifests[0].MediaType.IsImage() {
+		return errors.New("the archive's index.json does not name exactly one image manifest")
+	}
+	desc := idx.Manifests[0]
+	if desc.Digest.Algorithm != "sha256" || desc.Size < 0 || desc.Size > MaxManifestSize {
+		return fmt.Errorf("%w: index.json names a manifest by %q", ErrBlob, clipText(desc.Digest.String()))
+	}
+	body, err := a.readEntry(path.Join("blobs", "sha256", desc.Digest.Hex))
+	if err != nil {
+		return err
+	}
+	if got := digest.FromBytes(body); got.Hex() != desc.Digest.Hex || int64(len(body)) != desc.Size {
+		return fmt.Errorf("%w: index.json's manifest has digest %s: %w", ErrBlob, got, digest.ErrMismatch)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return errors.New("the archive's index.json names no image manifest")
+	}
+	if m.Config.Digest.String() != config.String() {
+		return fmt.Errorf("%w: index.json's image has config %s, manifest.json's %s: %w", ErrBlob, clipText(m.Config.Digest.String()), config, digest.ErrMismatch)
+	}
+	if len(m.Layers) != len(layers) {
+		return fmt.Errorf("%w: index.json's image has %d layers, manifest.json's %d", ErrBlob, len(m.Layers), len(layers))
+	}
+	for i, l := range m.Layers {
+		if l.Digest.String() != layers[i].raw || l.Size != layers[i].size {
+			return fmt.Errorf("%w: layer %d of index.json's image is not layer %d of manifest.json's: %w", ErrBlob, i, i, digest.ErrMismatch)
+		}
+	}
+	return nil
 }
 
 // archive reads entries of one tar file inside root.
@@ -85,20 +139,85 @@ type archive struct {
 	ctx  context.Context
 	root *os.Root
 	name string
+	cat  catalog
+}
+
+// catalog is what the archive's headers say: how many entries each name
+// has (of any type), and where each link entry points.
+type catalog struct {
+	count map[string]int
+	link  map[string]string
+}
+
+// catalog reads every header once. Link targets are names inside the
+// archive: a relative target is resolved from the link's folder, an
+// absolute one from the archive's root (as an unpacking loader does), and
+// neither can lead out.
+func (a *archive) catalog() error {
+	f, err := readfile.OpenIn(a.root, a.name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	a.cat = catalog{count: map[string]int{}, link: map[string]string{}}
+	tr := tar.NewReader(f)
+	for n := 0; ; n++ {
+		if n >= maxArchiveEntries {
+			return fmt.Errorf("more than %d entries in the archive", maxArchiveEntries)
+		}
+		if err := a.ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the archive: %w", err)
+		}
+		name := clean(h.Name)
+		a.cat.count[name]++
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			target := h.Linkname
+			if !strings.HasPrefix(target, "/") {
+				target = path.Join(path.Dir(name), target)
+			}
+			a.cat.link[name] = clean(target)
+		case tar.TypeLink:
+			a.cat.link[name] = clean(h.Linkname)
+		}
+	}
+}
+
+// resolve follows links from name to the name of the entry that holds its
+// bytes. Every name on the way must be in the archive once: with two
+// entries of one name, loaders disagree on which one counts (the last one
+// unpacked, or the first one found), so neither may be pinned.
+func (c catalog) resolve(name string) (string, error) {
+	for hops := 0; ; hops++ {
+		if c.count[name] > 1 {
+			return "", fmt.Errorf("%w: %q is in the archive %d times", ErrBlob, clipText(name), c.count[name])
+		}
+		t, ok := c.link[name]
+		if !ok {
+			return name, nil
+		}
+		if hops > 8 {
+			return "", fmt.Errorf("%w: links in the archive loop", ErrBlob)
+		}
+		name = t
+	}
 }
 
 // scan finds the regular entry that holds each of names (following links
 // inside the archive) and calls visit once on each such entry. It returns
 // the entry each name resolved to.
 func (a archive) scan(names []string, visit func(entry string, r io.Reader) error) (map[string]string, error) {
-	links, err := a.links()
-	if err != nil {
-		return nil, err
-	}
 	entryOf := map[string]string{}
 	pending := map[string]bool{}
 	for _, n := range names {
-		t, err := resolveLink(clean(n), links)
+		t, err := a.cat.resolve(clean(n))
 		if err != nil {
 			return nil, err
 		}
@@ -136,54 +255,6 @@ func (a archive) scan(names []string, visit func(entry string, r io.Reader) erro
 	return entryOf, nil
 }
 
-// links maps each link entry of the archive (symbolic or hard) to its
-// target's name, so that a docker save whose legacy paths are links to
-// blobs reads the same bytes.
-func (a archive) links() (map[string]string, error) {
-	f, err := readfile.OpenIn(a.root, a.name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]string{}
-	tr := tar.NewReader(f)
-	for n := 0; ; n++ {
-		if n >= maxArchiveEntries {
-			return nil, fmt.Errorf("more than %d entries in the archive", maxArchiveEntries)
-		}
-		if err := a.ctx.Err(); err != nil {
-			return nil, err
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the archive: %w", err)
-		}
-		switch h.Typeflag {
-		case tar.TypeSymlink:
-			out[clean(h.Name)] = clean(path.Join(path.Dir(clean(h.Name)), h.Linkname))
-		case tar.TypeLink:
-			out[clean(h.Name)] = clean(h.Linkname)
-		}
-	}
-}
-
-// resolveLink follows links from name to a regular entry's name.
-func resolveLink(name string, links map[string]string) (string, error) {
-	for hops := 0; ; hops++ {
-		t, ok := links[name]
-		if !ok {
-			return name, nil
-		}
-		if hops > 8 {
-			return "", fmt.Errorf("%w: links in the archive loop", ErrBlob)
-		}
-		name = t
-	}
-}
-
 func clean(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
 }
@@ -205,37 +276,46 @@ func (a archive) readEntry(name string) ([]byte, error) {
 	return out, err
 }
 
-// diffIDs returns the uncompressed SHA-256 of each layer, as
-// "sha256:<hex>", in one pass over the archive.
-func (a archive) diffIDs(layers []string) ([]string, error) {
-	got := map[string]string{}
+// layerSum is what one layer entry hashes to: its bytes as stored
+// ("sha256:<hex>" and size), and its uncompressed tar (the diff ID).
+type layerSum struct {
+	raw    string
+	size   int64
+	diffID string
+}
+
+// layerSums hashes each layer, in one pass over the archive.
+func (a archive) layerSums(layers []string) ([]layerSum, error) {
+	got := map[string]layerSum{}
 	entryOf, err := a.scan(layers, func(entry string, r io.Reader) error {
-		d, err := a.uncompressedSum(r)
+		s, err := a.sum(r)
 		if err != nil {
 			return fmt.Errorf("layer %q: %w", clipText(entry), err)
 		}
-		got[entry] = d
+		got[entry] = s
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(layers))
+	out := make([]layerSum, len(layers))
 	for i, l := range layers {
 		out[i] = got[entryOf[l]]
 	}
 	return out, nil
 }
 
-// uncompressedSum hashes a layer tarball, decompressing it first when it
-// is gzip, at most MaxLayerSize bytes of it.
-func (a archive) uncompressedSum(r io.Reader) (string, error) {
-	br := bufio.NewReader(r)
+// sum hashes a layer as stored and as an uncompressed tarball,
+// decompressing it first when it is gzip, at most MaxLayerSize bytes of it.
+func (a archive) sum(r io.Reader) (layerSum, error) {
+	stored := sha256.New()
+	counted := &countingWriter{w: stored}
+	br := bufio.NewReader(io.TeeReader(r, counted))
 	var src io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return "", err
+			return layerSum{}, err
 		}
 		defer zr.Close()
 		src = zr
@@ -243,10 +323,25 @@ func (a archive) uncompressedSum(r io.Reader) (string, error) {
 	h := sha256.New()
 	n, err := copyCtx(a.ctx, h, io.LimitReader(src, MaxLayerSize+1))
 	if err != nil {
-		return "", err
+		return layerSum{}, err
 	}
 	if n > MaxLayerSize {
-		return "", fmt.Errorf("larger than %d bytes uncompressed", int64(MaxLayerSize))
+		return layerSum{}, fmt.Errorf("larger than %d bytes uncompressed", int64(MaxLayerSize))
 	}
-	return "sha256:" + hexSum(h), nil
+	// Whatever gzip left unread (padding, a second member) is part of the
+	// stored bytes too.
+	if _, err := copyCtx(a.ctx, io.Discard, br); err != nil {
+		return layerSum{}, err
+	}
+	return layerSum{raw: "sha256:" + hexSum(stored), size: counted.n, diffID: "sha256:" + hexSum(h)}, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
 }

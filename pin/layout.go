@@ -89,10 +89,20 @@ func (b blobs) manifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
 	}
 	var head struct {
 		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return digest.Digest{}, fmt.Errorf("manifest %s is not JSON", desc.Digest)
 	}
+	// The media type field is optional in a manifest, so the document's
+	// shape must agree with what it is read as: an index lists manifests
+	// and has no config or layers, an image manifest the other way round.
+	// Otherwise an untyped manifest (or a config) called an index would be
+	// read as an empty index and its blobs never opened.
+	isIndex := head.Manifests != nil && head.Config == nil && head.Layers == nil
+	isImage := head.Manifests == nil && head.Config != nil
 	mt := desc.MediaType
 	switch {
 	case mt == "":
@@ -102,6 +112,8 @@ func (b blobs) manifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
 		return digest.Digest{}, fmt.Errorf("manifest %s says it is %s, its descriptor %s", desc.Digest, head.MediaType, mt)
 	}
 	switch {
+	case mt.IsIndex() && !isIndex, mt.IsImage() && !isImage:
+		return digest.Digest{}, fmt.Errorf("manifest %s is called %s, and is not shaped as one", desc.Digest, mt)
 	case mt.IsIndex():
 		if depth >= maxIndexDepth {
 			return digest.Digest{}, fmt.Errorf("manifest %s: indexes nested deeper than %d", desc.Digest, maxIndexDepth)
@@ -109,6 +121,9 @@ func (b blobs) manifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
 		var idx v1.IndexManifest
 		if err := json.Unmarshal(raw, &idx); err != nil {
 			return digest.Digest{}, fmt.Errorf("manifest %s is not an image index", desc.Digest)
+		}
+		if len(idx.Manifests) == 0 {
+			return digest.Digest{}, fmt.Errorf("index %s lists no manifest", desc.Digest)
 		}
 		if len(idx.Manifests) > maxChildren {
 			return digest.Digest{}, fmt.Errorf("index %s lists %d manifests, limit %d", desc.Digest, len(idx.Manifests), maxChildren)

@@ -235,7 +235,7 @@ func writeLayout(t testing.TB, img v1.Image) *layoutFix {
 		t.Fatal(err)
 	}
 	l.manifest = mustHash(t, img.Digest)
-	l.config = mustHash(t, img.ConfigName())
+	l.config = mustHash(t, img.ConfigName)
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +368,7 @@ func TestLayoutPinsToGGCRDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := mustHash(t, img.Digest)
-	cfg := mustHash(t, img.ConfigName())
+	cfg := mustHash(t, img.ConfigName)
 	if r.Digest.String() != want.String() {
 		t.Fatalf("pinned %s, go-containerregistry computes %s", r.Digest, want)
 	}
@@ -903,14 +903,14 @@ func TestLayoutIndexTampered(t *testing.T) {
 		{
 			name: "untyped index presented as an image manifest (index re-hashed)",
 			breakf: func(t *testing.T, l *layoutFix, _ []v1.Image) {
-				// Read as an image manifest an index has no config: the
-				// empty config descriptor is refused.
+				// An index has no config: it is not shaped as the image
+				// manifest its descriptor calls it.
 				m := l.manifestDoc(t)
 				delete(m, "mediaType")
 				l.replaceManifest(t, m, types.OCIManifestSchema1)
 			},
-			want: []error{pin.ErrBlob},
-			msg:  "not sha256",
+			want: []error{pin.ErrImage},
+			msg:  "is not shaped as one",
 		},
 	}
 	for _, tc := range cases {
@@ -1584,7 +1584,7 @@ func TestArchivePinsToGGCRConfigName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mustHash(t, img.ConfigName())
+	want := mustHash(t, img.ConfigName)
 	if r.Digest.String() != want.String() || r.Config.String() != want.String() {
 		t.Fatalf("pinned %s config %s, go-containerregistry computes %s", r.Digest, r.Config, want)
 	}
@@ -1595,7 +1595,7 @@ func TestArchivePinsToGGCRConfigName(t *testing.T) {
 
 func TestArchiveHandWritten(t *testing.T) {
 	img := randomImage(t, 2, 3)
-	want := mustHash(t, img.ConfigName())
+	want := mustHash(t, img.ConfigName)
 	for _, tc := range []struct {
 		name string
 		link byte
@@ -1639,7 +1639,7 @@ func TestArchiveRecompressedLayerAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mustHash(t, img.ConfigName()); r.Digest.String() != want.String() {
+	if want := mustHash(t, img.ConfigName); r.Digest.String() != want.String() {
 		t.Fatalf("pinned %s, want %s", r.Digest, want)
 	}
 }
@@ -1649,7 +1649,7 @@ func TestArchiveRecompressedLayerAccepted(t *testing.T) {
 func TestArchiveConfigChangedPinsItsOwnDigest(t *testing.T) {
 	img := randomImage(t, 1, 2)
 	a := writeArchive(t, img)
-	orig := mustHash(t, img.ConfigName())
+	orig := mustHash(t, img.ConfigName)
 	cfgEntry := a.manifest(t).Config
 	if !strings.Contains(cfgEntry, orig.Hex) {
 		t.Fatalf("fixture: config entry %q does not name %s", cfgEntry, orig)
@@ -2300,4 +2300,70 @@ func FuzzLayoutIndex(f *testing.F) {
 			t.Fatalf("index.json %q pinned %s, the layout's only image is %s", index, r.Digest, want)
 		}
 	})
+}
+
+// ---------------------------------------------------------------------------
+// docker 25+ archives also carry an OCI index.json, which a loader may read
+// instead of manifest.json: both must describe the same image.
+
+// withOCIIndex adds an OCI image manifest (config and the layer blobs, by
+// their stored digests) and an index.json naming it; edit may change the
+// manifest before it is written.
+func (s *saveParts) withOCIIndex(t testing.TB, es []tarEntry, edit func(m *v1.Manifest), editIdx func(idx *v1.IndexManifest)) []tarEntry {
+	t.Helper()
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: sha256Hash(s.cfg), Size: int64(len(s.cfg))}}
+	for _, l := range s.layers {
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCIUncompressedLayer, Digest: sha256Hash(l), Size: int64(len(l))})
+	}
+	if edit != nil {
+		edit(&m)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{{MediaType: types.OCIManifestSchema1, Digest: sha256Hash(body), Size: int64(len(body))}}}
+	if editIdx != nil {
+		editIdx(&idx)
+	}
+	ij, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(es, regEntry("blobs/sha256/"+sha256Hash(body).Hex, body), regEntry("index.json", ij))
+}
+
+func TestArchiveIndexJSONMustAgree(t *testing.T) {
+	img := randomImage(t, 7, 2)
+	s := newSaveParts(t, img)
+	want := mustHash(t, img.ConfigName)
+	other := newSaveParts(t, randomImage(t, 8, 2))
+	cases := []struct {
+		name    string
+		edit    func(m *v1.Manifest)
+		editIdx func(idx *v1.IndexManifest)
+		want    []error
+	}{
+		{"the same image", nil, nil, nil},
+		{"another image's config", func(m *v1.Manifest) { m.Config.Digest = sha256Hash(other.cfg) }, nil, []error{pin.ErrBlob, digest.ErrMismatch}},
+		{"another layer", func(m *v1.Manifest) { m.Layers[1].Digest = sha256Hash(other.layers[1]) }, nil, []error{pin.ErrBlob, digest.ErrMismatch}},
+		{"a layer fewer", func(m *v1.Manifest) { m.Layers = m.Layers[:1] }, nil, []error{pin.ErrBlob}},
+		{"a manifest blob that is not what index.json names", nil, func(idx *v1.IndexManifest) { idx.Manifests[0].Size++ }, []error{pin.ErrBlob}},
+		{"two manifests", nil, func(idx *v1.IndexManifest) { idx.Manifests = append(idx.Manifests, idx.Manifests[0]) }, []error{pin.ErrImage}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newArchiveFix(t)
+			a.setEntries(t, s.withOCIIndex(t, s.entries(t, tar.TypeSymlink), tc.edit, tc.editIdx))
+			r, err := a.resolve(context.Background())
+			if tc.want == nil {
+				if err != nil || r.Digest.String() != want.String() {
+					t.Fatalf("pinned %s, %v; want %s", r.Digest, err, want)
+				}
+				return
+			}
+			wantRefused(t, r, err, tc.want...)
+		})
+	}
 }

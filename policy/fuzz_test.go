@@ -54,3 +54,46 @@ func FuzzCEL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePurl: purls come from SBOMs. A purl that parses names one
+// package: printing it back and parsing again gives the same type,
+// namespace, name and version.
+func FuzzParsePurl(f *testing.F) {
+	for _, s := range []string{"pkg:pypi/litellm@1.82.7", "pkg:npm/%40scope/x@1?a=b", "pkg:pypi/litellm/@1", "pkg:pypi/x@1?a=b&a=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePurl(s)
+		if err != nil {
+			return
+		}
+		q, err := ParsePurl(p.ToString())
+		if err != nil {
+			return // the library's own spelling may be stricter than ours
+		}
+		if p.Type != q.Type || p.Namespace != q.Namespace || p.Name != q.Name || p.Version != q.Version {
+			t.Fatalf("%q reads as %+v, its canonical form as %+v", s, p, q)
+		}
+	})
+}
+
+// FuzzDecodeSBOM: SBOM predicates come from attestations; decoding never
+// panics, and what it accepts gives the same components to both readers.
+func FuzzDecodeSBOM(f *testing.F) {
+	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","purl":"pkg:pypi/x@1"}]}`))
+	f.Add([]byte(`{"Components":[{"name":"x"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bom, m, err := DecodeSBOM(data)
+		if err != nil {
+			return
+		}
+		list, _ := m["components"].([]any)
+		n := 0
+		if bom.Components != nil {
+			n = len(*bom.Components)
+		}
+		if len(list) != n {
+			t.Fatalf("the BOM has %d components, its map %d", n, len(list))
+		}
+	})
+}

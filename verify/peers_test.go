@@ -2,17 +2,23 @@ package verify
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/interop"
+	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
 )
 
@@ -178,4 +184,83 @@ func TestAdversarialKeyless(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Finding 4: a k-of-n rule counts signers, not evidence. Two policy names
+// whose keyless identities both match one certificate, threshold 2: one
+// signer's bundle, given twice, re-encoded, or signed again with a fresh
+// certificate, is still one signature. Two identities meet it.
+func TestThresholdCountsSignersNotEvidence(t *testing.T) {
+	env := sigstoretest.Start(t)
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	_, san2 := env.Identity("second@example.com")
+	gw := digest.FromBytes([]byte("gateway v1"))
+	manifest := digest.FromBytes([]byte("stack manifest v1"))
+	policyText := `apiVersion: trustgate.dev/v1
+kind: Policy
+metadata: {name: deploy}
+version: 1
+expires: "2099-01-01T00:00:00Z"
+signers:
+  - name: exact
+    keyless: {issuer: "` + issuer + `", subject: "` + san + `"}
+  - name: pattern
+    keyless: {issuer: "` + issuer + `", subjectRegexp: '^(?:` + regexp.QuoteMeta(san) + `|` + regexp.QuoteMeta(san2) + `)$'}
+components:
+  - name: gw
+    kind: gateway
+    signers: {anyOf: [exact, pattern], threshold: 2}
+`
+	p, err := policy.Parse("policy.yaml", []byte(policyText), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(identity string) []byte {
+		st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(bomPredicate),
+			attest.Subject{Name: "stack.yaml", Digest: map[string]string{"sha256": manifest.Hex()}},
+			attest.Subject{Name: "gw", Digest: map[string]string{"sha256": gw.Hex()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := attest.Services{Fulcio: env.FulcioURL, Rekor: []attest.Log{{URL: env.RekorURL, Version: 2}}, TSA: []string{env.TSAURL}}
+		b, err := attest.SignKeyless(context.Background(), st, env.Token(t, identity), svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := attest.MarshalBundle(b)
+		return raw
+	}
+	one := sign(sigstoretest.DefaultIdentity)
+	respelled := edit(t, one, func(m map[string]any) {
+		sig := envelope(m)["signatures"].([]any)[0].(map[string]any)
+		raw, _ := base64.StdEncoding.DecodeString(sig["sig"].(string))
+		sig["sig"] = base64.RawURLEncoding.EncodeToString(raw)
+	})
+	check := func(ev ...[]byte) Report {
+		d := Deployment{Policy: p, Material: rootWith(t, env, nil), Now: time.Now(),
+			Manifest:   Manifest{Name: "deploy", Digest: manifest},
+			Components: []Measured{{Kind: "gateway", Name: "gw", Digest: gw}}}
+		for i, raw := range ev {
+			d.Evidence = append(d.Evidence, Evidence{Source: fmt.Sprint("bundle ", i), Raw: raw})
+		}
+		return Check(d)
+	}
+	for name, ev := range map[string][][]byte{
+		"once":                            {one},
+		"the same bundle twice":           {one, one},
+		"a re-encoded copy":               {one, respelled},
+		"signed again, a new certificate": {one, sign(sigstoretest.DefaultIdentity)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := check(ev...)
+			for i := range ev {
+				if !r.Evidence[i].Verified {
+					t.Fatalf("evidence %d does not verify: %s", i, r.Evidence[i].Error)
+				}
+			}
+			expectDenied(t, r, "gateway/gw components[0].signers")
+		})
+	}
+	// Two identities, one per name: two signers.
+	expectAllowed(t, check(one, sign("second@example.com")))
 }

@@ -213,3 +213,47 @@ func TestSBOMAttestKeyless(t *testing.T) {
 	tr.secrets = append(tr.secrets, token)
 	tr.sweep()
 }
+
+// Finding 4, through the CLI: with two policy names that match one keyless
+// identity and threshold 2, the same SBOM bundle passed twice, or the
+// deployment attested twice by the same identity, is one signature.
+func TestVerifyThresholdCountsSigners(t *testing.T) {
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	e := newVerifyEnv(t, tr)
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	token := env.Token(t, sigstoretest.DefaultIdentity)
+	tr.secrets = append(tr.secrets, token)
+	t.Setenv("SIGSTORE_ID_TOKEN", token)
+	var bundles []string
+	for i := range 2 {
+		out := filepath.Join(t.TempDir(), "sbom.cdx.json")
+		if code, _, stderr := tr.run("sbom", "--stack", e.stack, "-o", out, "--attest", "--keyless", "--signing-config", env.SigningConfigPath); code != 0 {
+			t.Fatalf("keyless SBOM %d: %s", i, stderr)
+		}
+		bundles = append(bundles, out+".bundle.json")
+	}
+	root := writeFile(t, filepath.Join(t.TempDir(), "trusted_root.json"), string(env.TrustedRootJSON))
+	pol, _ := os.ReadFile(e.policy)
+	text := strings.Replace(string(pol), "signers:\n", "signers:\n  - name: exact\n    keyless: {issuer: \""+issuer+"\", subject: \""+san+"\"}\n  - name: pattern\n    keyless: {issuer: \""+issuer+"\", subjectRegexp: '^.*@sigstoretest\\.example\\.com$'}\n", 1)
+	text = strings.Replace(text, "    kind: gateway\n", "    kind: gateway\n    signers: {anyOf: [exact, pattern], threshold: 2}\n", 1)
+	text = strings.Replace(text, "version: 1", "version: 2", 1)
+	writeFile(t, e.policy, text)
+	if code, _, stderr := tr.run("policy", "sign", e.policy, "--key", e.key); code != 0 {
+		t.Fatalf("policy sign: %s", stderr)
+	}
+	base := []string{"verify", "--stack", e.stack, "--policy", e.policy, "--trust-root", e.pub, "--trusted-root", root, "--state", e.state, "--bundle", e.sbomBundle}
+	for name, extra := range map[string][]string{
+		"once":                           {"--bundle", bundles[0]},
+		"the same bundle twice":          {"--bundle", bundles[0], "--bundle", bundles[0]},
+		"two bundles by the same signer": {"--bundle", bundles[0], "--bundle", bundles[1]},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := e.denied(t, tr, append(base, extra...), "FAIL  gateway/example-gateway", ".signers: expected 2 of exact, pattern, found 1 distinct signature(s)")
+			if !strings.Contains(out, "signed by exact, pattern") {
+				t.Fatalf("the keyless bundle did not verify under both names:\n%s", out)
+			}
+		})
+	}
+	tr.sweep(e.key)
+}
