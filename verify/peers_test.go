@@ -18,8 +18,8 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/interop"
-	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
+	"github.com/trustgate/trustgate/policy"
 )
 
 // A bundle cosign made (attest-blob --new-bundle-format --key) verifies
