@@ -660,22 +660,14 @@ func TestLayoutTampered(t *testing.T) {
 			msg: "is not an image manifest or index",
 		},
 		{
-			name: "manifest descriptor size over MaxManifestSize",
-			breakf: func(t *testing.T, l *layoutFix) {
-				d := l.descriptor(t)
-				d["size"] = pin.MaxManifestSize + 1
-				l.setDescriptor(t, d)
-			},
-			msg: "limit",
+			name:   "manifest descriptor size over MaxManifestSize",
+			breakf: setDescriptorField("size", pin.MaxManifestSize+1),
+			msg:    "limit",
 		},
 		{
-			name: "manifest descriptor size negative",
-			breakf: func(t *testing.T, l *layoutFix) {
-				d := l.descriptor(t)
-				d["size"] = -1
-				l.setDescriptor(t, d)
-			},
-			msg: "limit",
+			name:   "manifest descriptor size negative",
+			breakf: setDescriptorField("size", -1),
+			msg:    "limit",
 		},
 		{
 			name: "manifest descriptor size one short",
@@ -698,13 +690,9 @@ func TestLayoutTampered(t *testing.T) {
 			msg:  "not sha256",
 		},
 		{
-			name: "manifest descriptor digest not hex",
-			breakf: func(t *testing.T, l *layoutFix) {
-				d := l.descriptor(t)
-				d["digest"] = "sha256:" + strings.Repeat("zz", 32)
-				l.setDescriptor(t, d)
-			},
-			msg: "not an OCI image index",
+			name:   "manifest descriptor digest not hex",
+			breakf: setDescriptorField("digest", "sha256:"+strings.Repeat("zz", 32)),
+			msg:    "not an OCI image index",
 		},
 		{
 			name: "manifest descriptor digest upper-case hex",
@@ -1963,32 +1951,18 @@ func TestArchiveLinksTampered(t *testing.T) {
 			want: []error{pin.ErrBlob, digest.ErrMismatch},
 		},
 		{
-			name: "a legacy symlink leading out of the archive",
-			link: tar.TypeSymlink,
-			breakf: func(t *testing.T, s *saveParts, es []tarEntry) []tarEntry {
-				for i := range es {
-					if es[i].hdr.Name == s.legacies[0] {
-						es[i].hdr.Linkname = "../../../../../../etc/passwd"
-					}
-				}
-				return es
-			},
-			want: []error{pin.ErrBlob},
-			msg:  "not a file in the archive",
+			name:   "a legacy symlink leading out of the archive",
+			link:   tar.TypeSymlink,
+			breakf: relinkFirst("../../../../../../etc/passwd"),
+			want:   []error{pin.ErrBlob},
+			msg:    "not a file in the archive",
 		},
 		{
-			name: "a legacy symlink dangling",
-			link: tar.TypeSymlink,
-			breakf: func(t *testing.T, s *saveParts, es []tarEntry) []tarEntry {
-				for i := range es {
-					if es[i].hdr.Name == s.legacies[0] {
-						es[i].hdr.Linkname = "nowhere"
-					}
-				}
-				return es
-			},
-			want: []error{pin.ErrBlob},
-			msg:  "not a file in the archive",
+			name:   "a legacy symlink dangling",
+			link:   tar.TypeSymlink,
+			breakf: relinkFirst("nowhere"),
+			want:   []error{pin.ErrBlob},
+			msg:    "not a file in the archive",
 		},
 		{
 			name: "legacy symlinks in a loop",
@@ -2008,18 +1982,11 @@ func TestArchiveLinksTampered(t *testing.T) {
 			msg:  "loop",
 		},
 		{
-			name: "a legacy symlink to a directory entry",
-			link: tar.TypeSymlink,
-			breakf: func(t *testing.T, s *saveParts, es []tarEntry) []tarEntry {
-				for i := range es {
-					if es[i].hdr.Name == s.legacies[0] {
-						es[i].hdr.Linkname = "../blobs/sha256"
-					}
-				}
-				return es
-			},
-			want: []error{pin.ErrBlob},
-			msg:  "not a file in the archive",
+			name:   "a legacy symlink to a directory entry",
+			link:   tar.TypeSymlink,
+			breakf: relinkFirst("../blobs/sha256"),
+			want:   []error{pin.ErrBlob},
+			msg:    "not a file in the archive",
 		},
 		{
 			name: "the config behind a symlink, another config",
@@ -2365,5 +2332,26 @@ func TestArchiveIndexJSONMustAgree(t *testing.T) {
 			}
 			wantRefused(t, r, err, tc.want...)
 		})
+	}
+}
+
+// relinkFirst points the first layer's legacy link at target.
+func relinkFirst(target string) func(t *testing.T, s *saveParts, es []tarEntry) []tarEntry {
+	return func(t *testing.T, s *saveParts, es []tarEntry) []tarEntry {
+		for i := range es {
+			if es[i].hdr.Name == s.legacies[0] {
+				es[i].hdr.Linkname = target
+			}
+		}
+		return es
+	}
+}
+
+// setDescriptorField sets one field of index.json's manifest descriptor.
+func setDescriptorField(key string, value any) func(t *testing.T, l *layoutFix) {
+	return func(t *testing.T, l *layoutFix) {
+		d := l.descriptor(t)
+		d[key] = value
+		l.setDescriptor(t, d)
 	}
 }

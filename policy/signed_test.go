@@ -15,6 +15,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 var signNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -45,15 +46,7 @@ func signPolicy(t *testing.T, k *attest.Key, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := attest.MarshalBundle(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return testutil.SignBundle(t, st, k)
 }
 
 func TestLoadSigned(t *testing.T) {

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/policy"
 )
 
@@ -22,15 +22,7 @@ func signStatement(t *testing.T, k *attest.Key, pt string, pred []byte, subjects
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := attest.MarshalBundle(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return testutil.SignBundle(t, st, k)
 }
 
 func (fx deployFixture) subjects() []attest.Subject {

@@ -99,6 +99,9 @@ type EvidenceResult struct {
 //
 // It is pure.
 func Check(d Deployment) Report {
+	if d.Policy == nil {
+		d.Policy = &policy.Policy{} // names nothing, trusts no one: denies all
+	}
 	b := newBinder(d)
 	var results []EvidenceResult
 	var sboms []sbomDoc // verified CycloneDX attestations that name a measured component

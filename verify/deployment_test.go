@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/policy"
 )
 
@@ -92,12 +93,7 @@ func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := attest.MarshalBundle(b)
-	return raw
+	return testutil.SignBundle(t, st, k)
 }
 
 func (fx deployFixture) deployment(t *testing.T, ev ...Evidence) Deployment {
