@@ -15,7 +15,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
-	"github.com/trustgate/trustgate/internal/testutil"
+	"github.com/trustgate/trustgate/internal/testsign"
 )
 
 var signNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -46,7 +46,7 @@ func signPolicy(t *testing.T, k *attest.Key, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testutil.SignBundle(t, st, k)
+	return testsign.Bundle(t, st, k)
 }
 
 func TestLoadSigned(t *testing.T) {

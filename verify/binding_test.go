@@ -10,7 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
-	"github.com/trustgate/trustgate/internal/testutil"
+	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/policy"
 )
 
@@ -22,7 +22,7 @@ func signStatement(t *testing.T, k *attest.Key, pt string, pred []byte, subjects
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testutil.SignBundle(t, st, k)
+	return testsign.Bundle(t, st, k)
 }
 
 func (fx deployFixture) subjects() []attest.Subject {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
-	"github.com/trustgate/trustgate/internal/testutil"
+	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/policy"
 )
 
@@ -93,7 +93,7 @@ func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testutil.SignBundle(t, st, k)
+	return testsign.Bundle(t, st, k)
 }
 
 func (fx deployFixture) deployment(t *testing.T, ev ...Evidence) Deployment {

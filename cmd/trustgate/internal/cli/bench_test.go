@@ -63,7 +63,7 @@ func BenchmarkVerifyExample(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := verify.Check(verify.Deployment{Policy: p, Components: measured, Providers: providers,
+		r := verify.Check(verify.Deployment{Policy: p, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
 			Evidence: []verify.Evidence{{Source: "sbom", Raw: raw}}, Now: time.Now()})
 		if !r.Allowed {
 			b.Fatalf("denied: %+v", r.Decisions)

@@ -1,4 +1,6 @@
-package testutil
+// Package testsign signs statements for tests. It is apart from testutil,
+// which attest's own tests import.
+package testsign
 
 import (
 	"context"
@@ -7,9 +9,9 @@ import (
 	"github.com/trustgate/trustgate/attest"
 )
 
-// SignBundle signs st with k (no log, no timestamp) and returns the
+// Bundle signs st with k (no log, no timestamp) and returns the
 // Sigstore bundle JSON, failing the test on any error.
-func SignBundle(t testing.TB, st *attest.Statement, k *attest.Key) []byte {
+func Bundle(t testing.TB, st *attest.Statement, k *attest.Key) []byte {
 	t.Helper()
 	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
 	if err != nil {
