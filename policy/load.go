@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/yamlx"
 
@@ -40,7 +40,7 @@ var (
 	ErrRequired          = errors.New("required")
 	ErrInvalid           = errors.New("invalid")
 	ErrDuplicate         = errors.New("named twice")
-	ErrUnanchored        = errors.New("regular expression not anchored")
+	ErrUnanchored        = bundle.ErrUnanchored
 	ErrUnknownSigner     = errors.New("unknown signer")
 	ErrUnboundCredential = errors.New("credential bound to no host")
 	ErrCEL               = errors.New("CEL expression")
@@ -280,62 +280,13 @@ func (c *checker) keyFile(name string) ([]byte, error) {
 }
 
 func (c *checker) identity(at string, id *Identity) {
-	for _, p := range id.compile() {
-		c.fail(at+"."+p.field, p.err, "")
-	}
-}
-
-// identityProblem is one thing wrong with an identity: the field and why.
-type identityProblem struct {
-	field string
-	err   error
-}
-
-// compile checks an identity (exactly one of exact value and pattern for
-// issuer and for subject; each pattern anchored as a whole) and compiles
-// its patterns; it returns every problem.
-func (id *Identity) compile() []identityProblem {
-	var out []identityProblem
-	for _, pr := range []struct {
-		field, exact, pattern string
-		re                    **regexp.Regexp
-	}{
-		{"issuer", id.Issuer, id.IssuerRegexp, &id.issuerRE},
-		{"subject", id.Subject, id.SubjectRegexp, &id.subjectRE},
-	} {
-		switch {
-		case (pr.exact == "") == (pr.pattern == ""):
-			out = append(out, identityProblem{pr.field, fmt.Errorf("%w: give exactly one of %s and %sRegexp", ErrInvalid, pr.field, pr.field)})
-		case pr.pattern != "":
-			re, err := anchored(pr.pattern)
-			if err != nil {
-				out = append(out, identityProblem{pr.field + "Regexp", err})
-				continue
-			}
-			*pr.re = re
+	for _, p := range id.Check() {
+		kind, said := ErrInvalid, bundle.ErrIdentity
+		if errors.Is(p.Err, ErrUnanchored) {
+			kind, said = ErrUnanchored, bundle.ErrUnanchored
 		}
+		c.fail(at+"."+p.Field, kind, "%s", strings.TrimPrefix(p.Err.Error(), said.Error()+": "))
 	}
-	return out
-}
-
-// anchored compiles a regular expression that must match a whole string:
-// it starts with ^ and ends with an unescaped $. An unanchored pattern
-// (github.com/acme/) would also match github.com/acme-fork/.
-//
-// The check reads the parsed expression, not the text: "^a.*|.*$" starts
-// with ^ and ends with $ but is an alternation anchored at neither end as a
-// whole, and (?m) turns ^ and $ into line anchors.
-func anchored(pattern string) (*regexp.Regexp, error) {
-	tree, err := syntax.Parse(pattern, syntax.Perl)
-	if err != nil {
-		return nil, fmt.Errorf("%w: does not compile", ErrInvalid)
-	}
-	tree = tree.Simplify()
-	if tree.Op != syntax.OpConcat || len(tree.Sub) < 2 ||
-		tree.Sub[0].Op != syntax.OpBeginText || tree.Sub[len(tree.Sub)-1].Op != syntax.OpEndText {
-		return nil, fmt.Errorf("%w: write it as ^...$, with alternatives inside a group: ^(?:a|b)$", ErrUnanchored)
-	}
-	return regexp.Compile(pattern)
 }
 
 func (c *checker) name(at, n string, seen map[string]bool) {

@@ -2,12 +2,11 @@ package policy
 
 import (
 	"crypto"
-	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/google/cel-go/cel"
 
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 )
 
@@ -74,15 +73,9 @@ type Signer struct {
 	publicKey crypto.PublicKey
 }
 
-// Identity is a keyless signer's certificate identity.
-type Identity struct {
-	Issuer        string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
-	IssuerRegexp  string `yaml:"issuerRegexp,omitempty" json:"issuerRegexp,omitempty"`
-	Subject       string `yaml:"subject,omitempty" json:"subject,omitempty"`
-	SubjectRegexp string `yaml:"subjectRegexp,omitempty" json:"subjectRegexp,omitempty"`
-
-	issuerRE, subjectRE *regexp.Regexp
-}
+// Identity is a keyless signer's certificate identity (see
+// bundle.Identity: trustgate has one identity type).
+type Identity = bundle.Identity
 
 // SignerRule asks for signatures from at least Threshold (k) of the n
 // signers named in AnyOf; a Threshold of 0 means 1.
@@ -207,28 +200,3 @@ func (p *Policy) ExpiresAt() time.Time { return p.expires }
 
 // PublicKey is a key signer's parsed public key, nil for a keyless signer.
 func (s *Signer) PublicKey() crypto.PublicKey { return s.publicKey }
-
-// Matches reports whether a certificate's OIDC issuer and subject (SAN)
-// are this identity's: equal to the exact values, or matched in full by the
-// anchored regular expressions.
-func (id *Identity) Matches(issuer, subject string) bool {
-	return matchOne(id.Issuer, id.issuerRE, issuer) && matchOne(id.Subject, id.subjectRE, subject)
-}
-
-func matchOne(exact string, re *regexp.Regexp, v string) bool {
-	if re != nil {
-		return re.MatchString(v)
-	}
-	return exact != "" && v == exact
-}
-
-// NewIdentity builds an Identity as the loader checks one: exactly one of
-// issuer and issuerRegexp, one of subject and subjectRegexp, each pattern
-// anchored ^...$ as a whole.
-func NewIdentity(issuer, issuerRegexp, subject, subjectRegexp string) (*Identity, error) {
-	id := &Identity{Issuer: issuer, IssuerRegexp: issuerRegexp, Subject: subject, SubjectRegexp: subjectRegexp}
-	if ps := id.compile(); len(ps) > 0 {
-		return nil, fmt.Errorf("%s: %w", ps[0].field, ps[0].err)
-	}
-	return id, nil
-}

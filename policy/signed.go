@@ -12,11 +12,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/bundle"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 
 	"github.com/trustgate/trustgate/internal/readfile"
 )
@@ -24,7 +24,7 @@ import (
 // Errors of LoadSigned, one per way a policy is refused.
 var (
 	ErrUnsigned        = errors.New("policy is not signed")
-	ErrUntrustedSigner = errors.New("policy is not signed by a trusted signer")
+	ErrUntrustedSigner = bundle.ErrUntrustedSigner
 	ErrNotPolicy       = errors.New("bundle does not attest a trustgate policy")
 	ErrTampered        = errors.New("policy does not match its signature (changed after signing)")
 	ErrRollback        = errors.New("policy is older than the last one accepted")
@@ -60,27 +60,45 @@ type TrustRoot struct {
 // ErrTrustRoot: the trust root itself is malformed.
 var ErrTrustRoot = errors.New("invalid policy trust root")
 
-// validate checks each identity as the policy loader checks its own: one
-// of exact value and pattern for issuer and subject, patterns anchored
-// (sigstore-go matches them unanchored).
+// validate checks each identity as the policy loader checks its own.
 func (tr TrustRoot) validate() error {
-	for i, id := range tr.Identities {
-		if _, err := NewIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp); err != nil {
-			return fmt.Errorf("%w: identity %d: %w", ErrTrustRoot, i, err)
+	for i := range tr.Identities {
+		if ps := tr.Identities[i].Check(); len(ps) > 0 {
+			return fmt.Errorf("%w: identity %d: %s: %w", ErrTrustRoot, i, ps[0].Field, ps[0].Err)
 		}
 	}
 	return nil
 }
 
+// signers are the trust root as bundle signers: each key alone (trust
+// material that resolves other keys, a component signer's say, must never
+// sign a policy), and each identity against the trust material.
+func (tr TrustRoot) signers() []bundle.Signer {
+	var out []bundle.Signer
+	for _, k := range tr.Keys {
+		out = append(out, bundle.Signer{Key: k})
+	}
+	for i := range tr.Identities {
+		out = append(out, bundle.Signer{Identity: &tr.Identities[i]})
+	}
+	return out
+}
+
 // LoadSigned checks a signed policy for the deployment called deployment
-// (the stack manifest's metadata.name) and returns it: the bundle must
-// verify under the trust root, attest a trustgate policy, and name exactly
-// these bytes; the policy must parse, not be expired at now, govern that
+// (the stack manifest's metadata.name) and returns it. The bundle goes
+// through the same verifier as every attestation (bundle.Parse and
+// bundle.Unbound: limits, payload type, strict statement, signature) under
+// the trust root; it must attest a trustgate policy and name exactly these
+// bytes. The policy must parse, not be expired at now, govern that
 // deployment (its metadata.name is the deployment's), and not be older
 // than the last policy of that name state accepted. Only then is state
 // updated, so that a policy for another deployment can neither pass nor
 // move the rollback state. A nil state skips the rollback check: only for
 // tools that never decide what runs.
+//
+// Errors wrap this package's sentinel for the kind of refusal and, where
+// the bundle verifier refused it, the bundle package's too (ErrTooLarge,
+// ErrStatement, ErrSignature, ...).
 func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, deployment string, state *State, now time.Time) (*Policy, error) {
 	if now.IsZero() {
 		return nil, errors.New("loading a signed policy needs the current time")
@@ -94,24 +112,20 @@ func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, deployment s
 	if len(bundleJSON) == 0 {
 		return nil, ErrUnsigned
 	}
-	b, err := attest.ParseBundle(bundleJSON)
+	b, err := bundle.Parse(bundleJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsigned, err)
-	}
-	if b.GetDsseEnvelope().GetPayloadType() != attest.PayloadType {
-		return nil, ErrNotPolicy
+		return nil, fmt.Errorf("%w: %w", ErrUnsigned, err)
 	}
 	res, err := verifySigner(b, tr)
 	if err != nil {
 		return nil, err
 	}
-	if res.Statement == nil || res.Statement.GetType() != attest.StatementType || res.Statement.GetPredicateType() != attest.PredicatePolicy {
+	if res.Statement.Type != attest.StatementType || res.PredicateType != attest.PredicatePolicy {
 		return nil, ErrNotPolicy
 	}
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
-	subjects := res.Statement.GetSubject()
-	if len(subjects) != 1 || subjects[0].GetDigest()["sha256"] != want {
+	if len(res.Statement.Subject) != 1 || res.Statement.Subject[0].Digest["sha256"] != want {
 		return nil, fmt.Errorf("%w: %s is sha256:%s", ErrTampered, file, want)
 	}
 	p, err := Parse(file, data, Options{})
@@ -132,58 +146,22 @@ func LoadSigned(file string, data, bundleJSON []byte, tr TrustRoot, deployment s
 	return p, nil
 }
 
-// verifySigner finds a trusted signer whose signature the bundle carries.
-// The artifact is bound afterwards (ErrTampered), so that a changed policy
-// and an untrusted signer are told apart.
-func verifySigner(b *bundle.Bundle, tr TrustRoot) (*sgverify.VerificationResult, error) {
-	vc, err := b.VerificationContent()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, err)
-	}
-	var last error = errors.New("the trust root names no signer")
-	if vc.Certificate() != nil {
-		if tr.Material == nil {
-			return nil, fmt.Errorf("%w: signed keyless, and no trusted root was given", ErrUntrustedSigner)
-		}
-		vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
-		if len(tr.Material.CTLogs()) > 0 {
-			vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
-		}
-		v, err := sgverify.NewVerifier(tr.Material, vopts...)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range tr.Identities {
-			cid, err := sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp)
-			if err != nil {
-				return nil, err
-			}
-			res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(cid)))
-			if err == nil {
-				return res, nil
-			}
-			last = err
-		}
-		return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
-	}
-	for _, k := range tr.Keys {
-		// Only this key: trust material that resolves other keys (a
-		// component signer's, say) must never sign a policy.
-		tm, err := attest.TrustedKey(k)
-		if err != nil {
-			return nil, err
-		}
-		v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
-		if err != nil {
-			return nil, err
-		}
-		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithKey()))
+// verifySigner finds a signer of the trust root under which the bundle
+// verifies. The artifact is bound afterwards (ErrTampered), so that a
+// changed policy and an untrusted signer are told apart.
+func verifySigner(b *sgbundle.Bundle, tr TrustRoot) (*bundle.Result, error) {
+	last := errors.New("the trust root names no signer")
+	for _, s := range tr.signers() {
+		res, err := bundle.Unbound(b, s, bundle.Options{Material: tr.Material})
 		if err == nil {
 			return res, nil
 		}
 		last = err
 	}
-	return nil, fmt.Errorf("%w: %v", ErrUntrustedSigner, last)
+	if errors.Is(last, bundle.ErrPayloadType) {
+		return nil, fmt.Errorf("%w: %w", ErrNotPolicy, last)
+	}
+	return nil, fmt.Errorf("policy is not signed by a trusted signer: %w: %w", ErrUntrustedSigner, last)
 }
 
 // State remembers, for each policy name, the last policy a verifier

@@ -13,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testsign"
@@ -219,5 +220,45 @@ func TestStateIsSerialized(t *testing.T) {
 		if _, err := LoadSigned("p", v4, b4, trust, "example", state, signNow); !errors.Is(err, ErrRollback) {
 			t.Fatalf("round %d: v4 after v5: got %v, want ErrRollback", round, err)
 		}
+	}
+}
+
+// A signed policy goes through the same verifier as any attestation: a
+// bundle over the limits, or whose statement has a key twice, is refused
+// with the very error bundle.Verify gives an attestation.
+func TestLoadSignedUsesTheBundleVerifier(t *testing.T) {
+	signer, _ := attest.GenerateKey(attest.ECDSAP256)
+	trust := TrustRoot{Keys: []crypto.PublicKey{signer.Public()}}
+	v3 := policyText(t, "3", "2027-01-01T00:00:00Z")
+	sum := digest.FromBytes(v3).Hex()
+	good := signPolicy(t, signer, v3)
+	manyEntries := testsign.Edit(t, good, func(m map[string]any) {
+		vm := m["verificationMaterial"].(map[string]any)
+		var entries []any
+		for range bundle.MaxTlogEntries + 1 {
+			entries = append(entries, map[string]any{"logIndex": "1"})
+		}
+		vm["tlogEntries"] = entries
+	})
+	duplicate := testsign.Payload(t, signer, `{"_type":"`+attest.StatementType+`","subject":[{"name":"policy.yaml","digest":{"sha256":"`+sum+`"}}],"predicateType":"`+attest.PredicatePolicy+`","predicateType":"`+attest.PredicateCycloneDX+`","predicate":{}}`, attest.PayloadType)
+	oversize := make([]byte, attest.MaxBundleSize+1)
+	for name, c := range map[string]struct {
+		raw  []byte
+		want error
+	}{
+		"too many log entries":       {manyEntries, bundle.ErrTooLarge},
+		"over the size limit":        {oversize, bundle.ErrTooLarge},
+		"a key twice in a statement": {duplicate, bundle.ErrStatement},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadSigned("policy.yaml", v3, c.raw, trust, "example", nil, signNow)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("LoadSigned: got %v, want %v", err, c.want)
+			}
+			_, aerr := bundle.Verify(c.raw, bundle.Artifact{SHA256: sum}, bundle.Signer{Key: signer.Public()}, bundle.Options{})
+			if !errors.Is(aerr, c.want) {
+				t.Fatalf("bundle.Verify: got %v, want %v", aerr, c.want)
+			}
+		})
 	}
 }

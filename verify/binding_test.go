@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/policy"
@@ -325,18 +326,18 @@ func TestUnpinnedImageTagDenied(t *testing.T) {
 // one, whatever type the caller asked for.
 func TestFailedSummaryRefused(t *testing.T) {
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
-	sub := attest.Subject{Name: "a", Digest: map[string]string{"sha256": sum("a")}}
-	art := Artifact{SHA256: sum("a")}
+	sub := attest.Subject{Name: "a", Digest: map[string]string{"sha256": testsign.Sum("a")}}
+	art := bundle.Artifact{SHA256: testsign.Sum("a")}
 	for _, result := range []string{"FAILED", "passed", ""} {
 		raw := signStatement(t, k, attest.PredicateVSA, []byte(`{"verificationResult":"`+result+`"}`), sub)
 		for _, pt := range []string{attest.PredicateVSA, ""} {
-			if _, err := Bundle(raw, art, Signer{Key: k.Public()}, Options{PredicateType: pt}); !errors.Is(err, ErrNotPassed) {
+			if _, err := bundle.Verify(raw, art, bundle.Signer{Key: k.Public()}, bundle.Options{PredicateType: pt}); !errors.Is(err, bundle.ErrNotPassed) {
 				t.Fatalf("result %q, type %q: got %v, want ErrNotPassed", result, pt, err)
 			}
 		}
 	}
 	raw := signStatement(t, k, attest.PredicateVSA, []byte(`{"verificationResult":"PASSED"}`), sub)
-	if _, err := Bundle(raw, art, Signer{Key: k.Public()}, Options{PredicateType: attest.PredicateVSA}); err != nil {
+	if _, err := bundle.Verify(raw, art, bundle.Signer{Key: k.Public()}, bundle.Options{PredicateType: attest.PredicateVSA}); err != nil {
 		t.Fatalf("a PASSED summary: %v", err)
 	}
 }
@@ -346,12 +347,12 @@ func TestFailedSummaryRefused(t *testing.T) {
 func TestBundleErrorsQuoteNothing(t *testing.T) {
 	const secret = "sk-proj-S3CRETS3CRETS3CRETS3CRET"
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
-	good := signStatement(t, k, attest.PredicateCycloneDX, []byte(bomPredicate), attest.Subject{Name: "a", Digest: map[string]string{"sha256": sum("a")}})
+	good := signStatement(t, k, attest.PredicateCycloneDX, []byte(testsign.BOMPredicate), attest.Subject{Name: "a", Digest: map[string]string{"sha256": testsign.Sum("a")}})
 	cases := map[string][]byte{
 		"unknown field":          []byte(`{"` + secret + `": 1}`),
 		"media type":             []byte(`{"mediaType":"` + secret + `"}`),
 		"string where an object": []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":"` + secret + `"}`),
-		"payload type": edit(t, good, func(m map[string]any) {
+		"payload type": testsign.Edit(t, good, func(m map[string]any) {
 			m["dsseEnvelope"].(map[string]any)["payloadType"] = secret
 		}),
 		"statement type": editPayload(t, good, func(st map[string]any) { st["_type"] = secret }),
@@ -360,7 +361,7 @@ func TestBundleErrorsQuoteNothing(t *testing.T) {
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := Bundle(raw, Artifact{SHA256: sum("a")}, Signer{Key: k.Public()}, Options{})
+			_, err := bundle.Verify(raw, bundle.Artifact{SHA256: testsign.Sum("a")}, bundle.Signer{Key: k.Public()}, bundle.Options{})
 			if err == nil {
 				t.Fatal("verified")
 			}
@@ -382,7 +383,7 @@ func TestBundleErrorsQuoteNothing(t *testing.T) {
 // signature then no longer matches, which is checked after the statement).
 func editPayload(t *testing.T, raw []byte, f func(st map[string]any)) []byte {
 	t.Helper()
-	return edit(t, raw, func(m map[string]any) {
+	return testsign.Edit(t, raw, func(m map[string]any) {
 		env := m["dsseEnvelope"].(map[string]any)
 		var st map[string]any
 		_ = json.Unmarshal(decodeB64(t, env["payload"].(string)), &st)
@@ -394,7 +395,7 @@ func editPayload(t *testing.T, raw []byte, f func(st map[string]any)) []byte {
 
 func editPayloadRaw(t *testing.T, raw []byte, payload string) []byte {
 	t.Helper()
-	return edit(t, raw, func(m map[string]any) {
+	return testsign.Edit(t, raw, func(m map[string]any) {
 		m["dsseEnvelope"].(map[string]any)["payload"] = encodeB64([]byte(payload))
 	})
 }

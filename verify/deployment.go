@@ -10,6 +10,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbomprop"
@@ -134,7 +135,7 @@ func Check(d Deployment) Report {
 
 // sbomDoc is a verified CycloneDX attestation, decoded once.
 type sbomDoc struct {
-	result *Result
+	result *bundle.Result
 	bom    *cdx.BOM
 	asMap  map[string]any
 }
@@ -226,19 +227,19 @@ func (s *signatures) lists() (signers []string, groups [][]string) {
 // deployment.
 func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	out := EvidenceResult{Source: ev.Source}
-	bun, err := parseRaw(ev.Raw)
+	bun, err := bundle.Parse(ev.Raw)
 	if err != nil {
 		out.Error = err.Error()
 		return out, nil
 	}
-	var verified *Result
+	var verified *bundle.Result
 	for _, s := range b.d.Policy.Signers {
 		signer, err := policySigner(s)
 		if err != nil {
 			out.Error = err.Error()
 			continue
 		}
-		res, err := parsedUnbound(bun, signer, Options{Material: b.d.Material})
+		res, err := bundle.Unbound(bun, signer, bundle.Options{Material: b.d.Material})
 		if err != nil {
 			if out.Error == "" {
 				out.Error = err.Error()
@@ -370,15 +371,9 @@ func (b *binder) endorses(predicateType string, pred map[string]any) bool {
 	case attest.PredicateCycloneDX, attest.PredicateSLSAProvenance:
 		return true
 	case attest.PredicateVSA:
-		return summaryPassed(pred) && summaryPolicy(pred) == b.d.Policy.Source().Digest.Hex()
+		return bundle.SummaryPassed(pred) && summaryPolicy(pred) == b.d.Policy.Source().Digest.Hex()
 	}
 	return false
-}
-
-// summaryPassed reports whether a verification summary's result is PASSED.
-func summaryPassed(pred map[string]any) bool {
-	r, _ := pred["verificationResult"].(string)
-	return r == "PASSED"
 }
 
 // summaryPolicy is the sha256 (hex) of the policy a summary names.
@@ -389,37 +384,33 @@ func summaryPolicy(pred map[string]any) string {
 	return h
 }
 
-func policySigner(s policy.Signer) (Signer, error) {
+func policySigner(s policy.Signer) (bundle.Signer, error) {
 	if k := s.PublicKey(); k != nil {
-		return Signer{Key: k}, nil
+		return bundle.Signer{Key: k}, nil
 	}
 	if s.Keyless == nil {
-		return Signer{}, fmt.Errorf("signer %q has no key or identity", s.Name)
+		return bundle.Signer{}, fmt.Errorf("signer %q has no key or identity", s.Name)
 	}
-	id, err := NewIdentity(s.Keyless.Issuer, s.Keyless.IssuerRegexp, s.Keyless.Subject, s.Keyless.SubjectRegexp)
-	if err != nil {
-		return Signer{}, err
-	}
-	return Signer{Identity: id}, nil
+	return bundle.Signer{Identity: s.Keyless}, nil
 }
 
 // names reports whether the statement names the digest d among its
 // subjects (sha256, or dirHash for an h1 tree digest).
 func names(st *attest.Statement, d digest.Digest) bool {
 	art := artifactOf(d)
-	return bind(st, art) == nil
+	return bundle.Bind(st, art) == nil
 }
 
-func artifactOf(d digest.Digest) Artifact {
+func artifactOf(d digest.Digest) bundle.Artifact {
 	switch d.Algorithm() {
 	case digest.SHA256:
-		return Artifact{SHA256: d.Hex()}
+		return bundle.Artifact{SHA256: d.Hex()}
 	case digest.H1:
-		return Artifact{DirHash: d.Hex()}
+		return bundle.Artifact{DirHash: d.Hex()}
 	case digest.SHA512:
-		return Artifact{SHA512: d.Hex()}
+		return bundle.Artifact{SHA512: d.Hex()}
 	}
-	return Artifact{}
+	return bundle.Artifact{}
 }
 
 func statementMap(st *attest.Statement) map[string]any {

@@ -274,7 +274,7 @@ func TestForeignSBOMIsIgnored(t *testing.T) {
 		t.Fatal("an SBOM without a serial number met require: [serialNumber]")
 	}
 	withSerial := `{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":"urn:uuid:1","version":1}`
-	st, _ := attest.NewStatement(attest.PredicateCycloneDX, []byte(withSerial), attest.Subject{Name: "other", Digest: map[string]string{"sha256": sum("unrelated")}})
+	st, _ := attest.NewStatement(attest.PredicateCycloneDX, []byte(withSerial), attest.Subject{Name: "other", Digest: map[string]string{"sha256": testsign.Sum("unrelated")}})
 	b, _ := attest.Sign(context.Background(), st, fx.key, attest.Services{})
 	foreign, _ := attest.MarshalBundle(b)
 	d.Evidence = append(d.Evidence, Evidence{Source: "foreign", Raw: foreign})

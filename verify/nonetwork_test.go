@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
+	"github.com/trustgate/trustgate/internal/testsign"
 )
 
 // failingTransport fails the test on any request, and counts them.
@@ -29,15 +31,15 @@ func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // checks run (the fixtures are made before, with the network allowed).
 func TestNoNetwork(t *testing.T) {
 	env := sigstoretest.Start(t)
-	keylessRaw := keylessFixture(t, env, "artifact A")
-	material := rootWith(t, env, nil)
+	keylessRaw := testsign.Keyless(t, env, "artifact A")
+	material := testsign.TrustedRoot(t, env, nil)
 	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
-	id, err := NewIdentity(issuer, "", san, "")
+	id, err := bundle.NewIdentity(issuer, "", san, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
-	keyRaw := signPayload(t, k, statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX), attest.PayloadType)
+	keyRaw := testsign.Payload(t, k, testsign.StatementJSON(attest.StatementType, testsign.Sum("artifact A"), attest.PredicateCycloneDX), attest.PayloadType)
 	fx := newDeployFixture(t, "1.82.6")
 	deploy := fx.deployment(t, Evidence{Source: "b", Raw: fx.bundle(t, fx.key)})
 
@@ -55,11 +57,11 @@ func TestNoNetwork(t *testing.T) {
 		net.DefaultResolver.Dial = savedDial
 	}()
 
-	art := Artifact{SHA256: sum("artifact A")}
-	if _, err := Bundle(keyRaw, art, Signer{Key: k.Public()}, Options{}); err != nil {
+	art := bundle.Artifact{SHA256: testsign.Sum("artifact A")}
+	if _, err := bundle.Verify(keyRaw, art, bundle.Signer{Key: k.Public()}, bundle.Options{}); err != nil {
 		t.Errorf("key: %v", err)
 	}
-	if _, err := Bundle(keylessRaw, art, Signer{Identity: id}, Options{Material: material}); err != nil {
+	if _, err := bundle.Verify(keylessRaw, art, bundle.Signer{Identity: id}, bundle.Options{Material: material}); err != nil {
 		t.Errorf("keyless: %v", err)
 	}
 	if r := Check(deploy); !r.Allowed {

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/gather"
 	"github.com/trustgate/trustgate/policy"
@@ -128,7 +129,7 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if err != nil {
 		return fmt.Errorf("--bundle: %w", err)
 	}
-	res, verr := verify.Bundle(raw, art, signer, opts)
+	res, verr := bundle.Verify(raw, art, signer, opts)
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
 		doc := map[string]any{"artifact": target, "bundle": f.bundle, "verified": verr == nil}
@@ -154,19 +155,19 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 }
 
 // artifactArg turns FILE, FOLDER or sha256:DIGEST into an artifact.
-func artifactArg(target string) (verify.Artifact, error) {
+func artifactArg(target string) (bundle.Artifact, error) {
 	if strings.HasPrefix(target, "sha256:") {
 		d, err := digest.Parse(target)
 		if err != nil {
-			return verify.Artifact{}, fmt.Errorf("%q is not sha256:<64 lower-case hex>", target)
+			return bundle.Artifact{}, fmt.Errorf("%q is not sha256:<64 lower-case hex>", target)
 		}
-		return verify.Artifact{Name: target, SHA256: d.Hex()}, nil
+		return bundle.Artifact{Name: target, SHA256: d.Hex()}, nil
 	}
 	sub, err := attest.FileSubject(target)
 	if err != nil {
-		return verify.Artifact{}, err
+		return bundle.Artifact{}, err
 	}
-	return verify.Artifact{Name: sub.Name, SHA256: sub.Digest["sha256"], DirHash: sub.Digest["dirHash"]}, nil
+	return bundle.Artifact{Name: sub.Name, SHA256: sub.Digest["sha256"], DirHash: sub.Digest["dirHash"]}, nil
 }
 
 type verifyFlags struct {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/verify"
+	"github.com/trustgate/trustgate/bundle"
 )
 
 // checkFlags are the flags of the commands that check a signature for a
@@ -30,9 +30,9 @@ func (f *checkFlags) register(cmd *cobra.Command) {
 }
 
 // build reads the flags into the signer and options verify takes.
-func (f *checkFlags) build() (verify.Signer, verify.Options, error) {
-	var s verify.Signer
-	var opts verify.Options
+func (f *checkFlags) build() (bundle.Signer, bundle.Options, error) {
+	var s bundle.Signer
+	var opts bundle.Options
 	if (f.key != "") == f.id.set() {
 		return s, opts, errors.New("give exactly one of --key and the --certificate-identity/--certificate-oidc-issuer flags")
 	}
@@ -54,7 +54,7 @@ func (f *checkFlags) build() (verify.Signer, verify.Options, error) {
 		s.Key = keys[0]
 		return s, opts, nil
 	}
-	s.Identity, err = verify.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp)
+	s.Identity, err = bundle.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp)
 	return s, opts, err
 }
 
@@ -96,7 +96,7 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	art := verify.Artifact{Name: img.String(), SHA256: img.DigestStr()[len("sha256:"):]}
+	art := bundle.Artifact{Name: img.String(), SHA256: img.DigestStr()[len("sha256:"):]}
 	passed := 0
 	for _, a := range as {
 		where := fmt.Sprintf("%s %s", a.Source, a.Digest)
@@ -104,7 +104,7 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 			fmt.Fprintf(out, "FAIL  %s  %s: a cosign entry without a bundle cannot be verified offline\n", img, printable(where))
 			continue
 		}
-		res, err := verify.Bundle(a.Bundle, art, signer, opts)
+		res, err := bundle.Verify(a.Bundle, art, signer, opts)
 		if err != nil {
 			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", img, printable(where), printable(oneLine(err)))
 			continue
@@ -123,7 +123,7 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 
 // signerName names the signer the caller required (never the label a bundle
 // gives itself).
-func signerName(s verify.Signer) string {
+func signerName(s bundle.Signer) string {
 	if s.Key != nil {
 		if h, err := attest.KeyHint(s.Key); err == nil {
 			return "key " + h

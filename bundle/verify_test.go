@@ -1,29 +1,17 @@
-package verify
+package bundle
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/sign"
 
 	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/policy"
+	"github.com/trustgate/trustgate/internal/testsign"
 )
-
-func sum(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
-
-const bomPredicate = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`
 
 // keyFixture is a valid key-signed attestation about artifact "A" (content
 // "artifact A"), and the key.
@@ -41,57 +29,20 @@ func newKeyFixture(t *testing.T) keyFixture {
 	return keyFixture{key: k, raw: signPayload(t, k, statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX), attest.PayloadType)}
 }
 
-func statementJSON(typ, sha, predType string) string {
-	return `{"_type":"` + typ + `","subject":[{"name":"A","digest":{"sha256":"` + sha + `"}}],"predicateType":"` + predType + `","predicate":` + bomPredicate + `}`
-}
+// The shared test helpers, by their short names here.
+var (
+	sum           = testsign.Sum
+	statementJSON = testsign.StatementJSON
+	signPayload   = testsign.Payload
+	edit          = testsign.Edit
+	envelope      = testsign.Envelope
+)
 
-// signPayload signs any payload as DSSE with k: adversarial fixtures are
-// validly signed, so only the one broken thing can make them fail.
-func signPayload(t *testing.T, k *attest.Key, payload, payloadType string) []byte {
-	return signPayloadType(t, k, payload, payloadType)
-}
-
-func signPayloadTB(tb testing.TB, k *attest.Key, payload string) []byte {
-	return signPayloadType(tb, k, payload, attest.PayloadType)
-}
-
-func signPayloadType(t testing.TB, k *attest.Key, payload, payloadType string) []byte {
-	t.Helper()
-	pb, err := sign.Bundle(&sign.DSSEData{Data: []byte(payload), PayloadType: payloadType}, k, sign.BundleOptions{Context: context.Background()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := attest.ParseBundleProto(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := attest.MarshalBundle(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// edit decodes a bundle, lets f change it, and encodes it again.
-func edit(t *testing.T, raw []byte, f func(m map[string]any)) []byte {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	f(m)
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func envelope(m map[string]any) map[string]any { return m["dsseEnvelope"].(map[string]any) }
+const bomPredicate = testsign.BOMPredicate
 
 func TestKeyBundleVerifies(t *testing.T) {
 	fx := newKeyFixture(t)
-	res, err := Bundle(fx.raw, Artifact{Name: "A", SHA256: sum("artifact A")}, Signer{Key: fx.key.Public()}, Options{PredicateType: attest.PredicateCycloneDX})
+	res, err := Verify(fx.raw, Artifact{Name: "A", SHA256: sum("artifact A")}, Signer{Key: fx.key.Public()}, Options{PredicateType: attest.PredicateCycloneDX})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +134,7 @@ func TestAdversarialKey(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Bundle(c.raw, c.art, c.signer, c.opts)
+			_, err := Verify(c.raw, c.art, c.signer, c.opts)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -191,11 +142,11 @@ func TestAdversarialKey(t *testing.T) {
 	}
 	// A bundle larger than the limit is refused before parsing.
 	big := make([]byte, attest.MaxBundleSize+1)
-	if _, err := Bundle(big, a, key, opts); !errors.Is(err, ErrTooLarge) {
+	if _, err := Verify(big, a, key, opts); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("huge bundle: %v", err)
 	}
 	// An unanchored identity pattern is refused when the identity is made.
-	if _, err := NewIdentity("https://token.actions.githubusercontent.com", "", "", "https://github.com/acme/"); !errors.Is(err, policy.ErrUnanchored) {
+	if _, err := NewIdentity("https://token.actions.githubusercontent.com", "", "", "https://github.com/acme/"); !errors.Is(err, ErrUnanchored) {
 		t.Fatalf("unanchored identity: %v", err)
 	}
 }
@@ -229,7 +180,7 @@ func TestPublicGoodBundleOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Bundle(raw, art, Signer{Identity: id}, Options{Material: tr, PredicateType: attest.PredicateSLSAProvenance})
+	res, err := Verify(raw, art, Signer{Identity: id}, Options{Material: tr, PredicateType: attest.PredicateSLSAProvenance})
 	if err != nil {
 		t.Fatalf("public-good bundle does not verify offline: %v", err)
 	}
@@ -237,20 +188,20 @@ func TestPublicGoodBundleOffline(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	fork, _ := NewIdentity("https://token.actions.githubusercontent.com", "", "", `^https://github\.com/attacker/sigstore-js/\.github/workflows/release\.yml@refs/heads/main$`)
-	if _, err := Bundle(raw, art, Signer{Identity: fork}, Options{Material: tr}); !errors.Is(err, ErrUntrustedSigner) {
+	if _, err := Verify(raw, art, Signer{Identity: fork}, Options{Material: tr}); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("fork identity: got %v, want ErrUntrustedSigner", err)
 	}
 	otherIssuer, _ := NewIdentity("https://accounts.google.com", "", "", `^https://github\.com/sigstore/sigstore-js/\.github/workflows/release\.yml@refs/heads/main$`)
-	if _, err := Bundle(raw, art, Signer{Identity: otherIssuer}, Options{Material: tr}); !errors.Is(err, ErrUntrustedSigner) {
+	if _, err := Verify(raw, art, Signer{Identity: otherIssuer}, Options{Material: tr}); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("other issuer: got %v, want ErrUntrustedSigner", err)
 	}
-	if _, err := Bundle(raw, art, Signer{Identity: id}, Options{}); !errors.Is(err, ErrNoSigner) {
+	if _, err := Verify(raw, art, Signer{Identity: id}, Options{}); !errors.Is(err, ErrNoSigner) {
 		t.Fatalf("no trusted root: got %v, want ErrNoSigner", err)
 	}
-	if _, err := Bundle(raw, art, Signer{Identity: id}, Options{Material: emptyRoot(t)}); err == nil {
+	if _, err := Verify(raw, art, Signer{Identity: id}, Options{Material: emptyRoot(t)}); err == nil {
 		t.Fatal("verified against a trusted root that trusts nothing")
 	}
-	if _, err := Bundle(raw, Artifact{SHA256: sum("x")}, Signer{Identity: id}, Options{Material: tr}); !errors.Is(err, ErrSubject) {
+	if _, err := Verify(raw, Artifact{SHA256: sum("x")}, Signer{Identity: id}, Options{Material: tr}); !errors.Is(err, ErrSubject) {
 		t.Fatalf("another artifact: got %v, want ErrSubject", err)
 	}
 }

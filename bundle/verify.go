@@ -1,4 +1,8 @@
-package verify
+// Package bundle verifies Sigstore bundles that hold in-toto attestations:
+// one verifier for every caller (policies, attestations, summaries), with
+// the same limits, the same strict statement parsing and the same errors.
+// It reads no file and makes no network call.
+package bundle
 
 import (
 	"bytes"
@@ -10,12 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/bundle"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/policy"
 )
 
 // Kinds of refusal, matched with errors.Is. Every refusal wraps exactly one.
@@ -53,40 +56,6 @@ const (
 type Signer struct {
 	Key      crypto.PublicKey
 	Identity *Identity
-}
-
-// Identity is a keyless signer: an OIDC issuer and a certificate subject
-// (SAN), each exact or an anchored regular expression. Build one with
-// NewIdentity, which refuses an unanchored pattern.
-type Identity struct {
-	issuer, issuerRegexp, subject, subjectRegexp string
-	id                                           sgverify.CertificateIdentity
-}
-
-// NewIdentity checks and builds an Identity: one of issuer and
-// issuerRegexp, one of subject and subjectRegexp, patterns anchored ^...$
-// as a whole (sigstore-go itself would match them anywhere).
-func NewIdentity(issuer, issuerRegexp, subject, subjectRegexp string) (*Identity, error) {
-	if _, err := policy.NewIdentity(issuer, issuerRegexp, subject, subjectRegexp); err != nil {
-		return nil, err
-	}
-	id, err := sgverify.NewShortCertificateIdentity(issuer, issuerRegexp, subject, subjectRegexp)
-	if err != nil {
-		return nil, err
-	}
-	return &Identity{issuer, issuerRegexp, subject, subjectRegexp, id}, nil
-}
-
-// String names the identity for messages.
-func (id *Identity) String() string {
-	s, i := id.subject, id.issuer
-	if s == "" {
-		s = "/" + id.subjectRegexp + "/"
-	}
-	if i == "" {
-		i = "/" + id.issuerRegexp + "/"
-	}
-	return s + " (issuer " + i + ")"
 }
 
 // Artifact is what the attestation must be about: a file or image by its
@@ -131,19 +100,52 @@ type Result struct {
 	Times []time.Time
 }
 
-// Bundle verifies the bundle JSON raw for art, signed by s, as opts
+// Verify verifies the bundle JSON raw for art, signed by s, as opts
 // require. It returns the verified result, or an error wrapping one of the
-// package's sentinels that says what failed.
-func Bundle(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
-	b, err := parseRaw(raw)
+// package's sentinels that says what failed. Callers must still decide
+// what the predicate means to them; a verification summary that does not
+// say PASSED is already refused here (ErrNotPassed).
+func Verify(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
+	if art.SHA256 == "" && art.SHA512 == "" && art.DirHash == "" {
+		return nil, fmt.Errorf("%w: no artifact digest to bind to", ErrSubject)
+	}
+	b, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	return Parsed(b, art, s, opts)
+	out, err := Unbound(b, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := Bind(out.Statement, art); err != nil {
+		return nil, err
+	}
+	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(out.PredicateType), opts.PredicateType)
+	}
+	if out.PredicateType != attest.PredicateVSA {
+		return out, nil
+	}
+	// A verification summary is signed either way; one that says FAILED
+	// verifies as authentic but vouches for nothing.
+	var pred map[string]any
+	if json.Unmarshal(out.Statement.Predicate, &pred) != nil || !SummaryPassed(pred) {
+		r, _ := pred["verificationResult"].(string)
+		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, clip(r))
+	}
+	return out, nil
 }
 
-// parseRaw parses bundle JSON within the limits.
-func parseRaw(raw []byte) (*bundle.Bundle, error) {
+// SummaryPassed reports whether a verification summary's predicate says
+// PASSED.
+func SummaryPassed(pred map[string]any) bool {
+	r, _ := pred["verificationResult"].(string)
+	return r == "PASSED"
+}
+
+// Parse parses bundle JSON within the limits: its size, and how many log
+// entries and timestamps it holds, before anything else reads it.
+func Parse(raw []byte) (*sgbundle.Bundle, error) {
 	if len(raw) > attest.MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), attest.MaxBundleSize)
 	}
@@ -185,36 +187,11 @@ type shallowTS struct {
 	Stamps2 []json.RawMessage `json:"rfc3161_timestamps"`
 }
 
-// Parsed is Bundle for a bundle already parsed.
-func Parsed(b *bundle.Bundle, art Artifact, s Signer, opts Options) (*Result, error) {
-	if art.SHA256 == "" && art.SHA512 == "" && art.DirHash == "" {
-		return nil, fmt.Errorf("%w: no artifact digest to bind to", ErrSubject)
-	}
-	out, err := parsedUnbound(b, s, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := bind(out.Statement, art); err != nil {
-		return nil, err
-	}
-	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(out.PredicateType), opts.PredicateType)
-	}
-	if out.PredicateType != attest.PredicateVSA {
-		return out, nil
-	}
-	// A verification summary is signed either way; one that says FAILED
-	// verifies as authentic but vouches for nothing.
-	var pred map[string]any
-	if json.Unmarshal(out.Statement.Predicate, &pred) != nil || !summaryPassed(pred) {
-		r, _ := pred["verificationResult"].(string)
-		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, clip(r))
-	}
-	return out, nil
-}
-
-// parsedUnbound checks everything but the artifact binding.
-func parsedUnbound(b *bundle.Bundle, s Signer, opts Options) (*Result, error) {
+// Unbound checks everything Verify does but the artifact binding and the
+// predicate: limits, payload type, the statement, the signature. A caller
+// that binds the statement itself (to several measured digests, say) must
+// call Bind or read the subjects.
+func Unbound(b *sgbundle.Bundle, s Signer, opts Options) (*Result, error) {
 	vm := b.GetVerificationMaterial()
 	if n := len(vm.GetTlogEntries()); n > MaxTlogEntries {
 		return nil, fmt.Errorf("%w: %d log entries, limit %d", ErrTooLarge, n, MaxTlogEntries)
@@ -266,7 +243,7 @@ func signerID(s Signer, res *sgverify.VerificationResult) string {
 // (the binding is checked after, by bind, so that each failure is told
 // apart), with requirements that come from the caller, never from what the
 // bundle happens to carry.
-func verifySignature(b *bundle.Bundle, s Signer, opts Options) (*sgverify.VerificationResult, error) {
+func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.VerificationResult, error) {
 	vc, err := b.VerificationContent()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -294,12 +271,16 @@ func verifySignature(b *bundle.Bundle, s Signer, opts Options) (*sgverify.Verifi
 		if err != nil {
 			return nil, err
 		}
-		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(s.Identity.id)))
+		cid, err := s.Identity.certificateIdentity()
+		if err != nil {
+			return nil, err
+		}
+		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(cid)))
 		return res, classify(err)
 	}
 }
 
-func verifyKey(b *bundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
+func verifyKey(b *sgbundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
 	tm, err := attest.TrustedKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoSigner, err)
@@ -401,10 +382,10 @@ func parseStatement(payload []byte) (*attest.Statement, error) {
 	return &st, nil
 }
 
-// bind finds the artifact among the subjects, by sha256 or dirHash only: a
+// Bind finds the artifact among the subjects, by sha256 or dirHash only: a
 // subject that names it only by a weaker or unknown algorithm does not
 // count.
-func bind(st *attest.Statement, art Artifact) error {
+func Bind(st *attest.Statement, art Artifact) error {
 	for _, s := range st.Subject {
 		for alg, v := range map[string]string{"sha256": art.SHA256, "sha512": art.SHA512, "dirHash": art.DirHash} {
 			if v != "" && s.Digest[alg] != "" && strings.EqualFold(s.Digest[alg], v) {

@@ -1,4 +1,4 @@
-package verify
+package bundle
 
 import (
 	"testing"
@@ -13,13 +13,13 @@ func FuzzBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good := signPayloadTB(f, k, statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX))
+	good := signPayload(f, k, statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX), attest.PayloadType)
 	f.Add(good)
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"x"}},"dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AA=="}]}}`))
 	f.Add([]byte(`{"verificationMaterial":{"tlogEntries":[{},{},{}]}}`))
 	art := Artifact{SHA256: sum("artifact A")}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		res, err := Bundle(raw, art, Signer{Key: k.Public()}, Options{})
+		res, err := Verify(raw, art, Signer{Key: k.Public()}, Options{})
 		if err == nil && string(raw) != string(good) && res.Statement == nil {
 			t.Fatal("verified without a statement")
 		}
