@@ -30,7 +30,9 @@ import (
 // listing that skipped it would hide it. Referrers of other kinds (a
 // signature, another tool's SBOM) are not attestations and are left out.
 func Attachments(ctx context.Context, img name.Digest, reg Registry) ([]Attachment, error) {
-	opts := reg.options(ctx)
+	ctx, cancel := reg.Context(ctx)
+	defer cancel()
+	opts := reg.Options(ctx)
 	descs, err := referrers(ctx, img, reg)
 	if errors.Is(err, errNoReferrersAPI) {
 		descs, err = referrersTagIndex(img, opts)

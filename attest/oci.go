@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -25,6 +24,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/trustgate/trustgate/pin"
 )
 
 // OCI errors.
@@ -68,48 +69,19 @@ const (
 	maxManifestSize = 4 << 20
 )
 
-// Registry says how to reach registries. The zero value uses the default
-// keychain (docker config, credential helpers) and http.DefaultTransport.
-type Registry struct {
-	Keychain  authn.Keychain
-	Transport http.RoundTripper
-}
-
-func (r Registry) options(ctx context.Context) []remote.Option {
-	kc := r.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
-	}
-	return opts
-}
+// Registry is how trustgate reaches registries: pin.Registry, the one
+// configuration for every registry call.
+type Registry = pin.Registry
 
 // ImageSubject resolves ref (a tag or digest) to the digest of the manifest
 // or index the registry serves for it now, and names it by repository as
 // cosign does. A tag is read once: sign the returned digest, not the tag.
 func ImageSubject(ctx context.Context, ref string, reg Registry) (name.Digest, Subject, error) {
-	r, err := name.ParseReference(ref, name.StrictValidation)
+	r, _, d, err := reg.Reference(ctx, ref)
 	if err != nil {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: %v", ErrImage, truncate(ref), err)
+		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: %w", ErrImage, truncate(ref), err)
 	}
-	// Get, not Head: the digest is computed from the manifest bytes the
-	// registry serves, not taken from a header a proxy could rewrite.
-	desc, err := remote.Get(r, reg.options(ctx)...)
-	if err != nil {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: resolving %q: %w", ErrImage, ref, err)
-	}
-	sum, _, err := v1.SHA256(bytes.NewReader(desc.Manifest))
-	if err != nil {
-		return name.Digest{}, Subject{}, err
-	}
-	if d, ok := r.(name.Digest); ok && d.DigestStr() != sum.String() {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: registry serves a manifest with digest %s", ErrImage, ref, sum)
-	}
-	d := r.Context().Digest(sum.String())
-	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": sum.Hex}}, nil
+	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": d.DigestStr()[len("sha256:"):]}}, nil
 }
 
 // Attachment is one attestation stored beside an image. Nothing in it is
@@ -128,7 +100,9 @@ type Attachment struct {
 // appending to the same cosign tag at once can lose one of the two (the tag
 // scheme has no compare-and-swap); the referrers API has no such race.
 func Attach(ctx context.Context, img name.Digest, b *bundle.Bundle, reg Registry) (Attachment, error) {
-	opts := reg.options(ctx)
+	ctx, cancel := reg.Context(ctx)
+	defer cancel()
+	opts := reg.Options(ctx)
 	subject, err := remote.Head(img, opts...)
 	if err != nil {
 		return Attachment{}, fmt.Errorf("%w: %s: %w", ErrImage, img, err)

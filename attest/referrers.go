@@ -32,7 +32,7 @@ var errNoReferrersAPI = errors.New("registry has no referrers API")
 // redirect, with an OCI image index (by Content-Type and by body). A
 // redirect to a login page, a 404, 400, 405 or 406 mean it is absent.
 func referrers(ctx context.Context, img name.Digest, reg Registry) ([]v1.Descriptor, error) {
-	client, err := reg.client(ctx, img.Context())
+	client, err := registryClient(ctx, reg, img.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func nextLink(resp *http.Response) (string, error) {
 
 // client is an HTTP client for the registry API of repo, authenticated as
 // the keychain says, that never follows redirects.
-func (r Registry) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
+func registryClient(ctx context.Context, r Registry, repo name.Repository) (*http.Client, error) {
 	kc := r.Keychain
 	if kc == nil {
 		kc = authn.DefaultKeychain

@@ -10,8 +10,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/pin"
@@ -22,49 +20,57 @@ import (
 	"github.com/trustgate/trustgate/internal/readfile"
 )
 
-// Manifest is the stack manifest as measured: its name and the SHA-256 of
-// the bytes Load read.
-func Manifest(s *stack.Stack) verify.Manifest {
-	return verify.Manifest{Name: s.Metadata.Name, Digest: s.Source.Digest}
+// Measurement is a deployment as measured from the bytes that will run.
+type Measurement struct {
+	Manifest   verify.Manifest
+	Components []verify.Measured
+	Providers  []policy.ProviderFacts
+	// Images are the stack's images as pinned, in the manifest's order. A
+	// registry image's attestations are read at the digest it was pinned
+	// to (Image.Ref), never by resolving its tag a second time.
+	Images []pin.Image
 }
 
-// Stack measures every component of s: gateway, plugins and agents by the
-// file or folder they run from (or the image they run from) and the
-// command the manifest starts them with, each image entry, and each model
-// with a local file.
-func Stack(ctx context.Context, s *stack.Stack, opts ...remote.Option) ([]verify.Measured, []policy.ProviderFacts, error) {
+// Stack measures the deployment s describes: the manifest (its name and
+// the SHA-256 of the bytes Load read), every component (gateway, plugins
+// and agents by the file or folder they run from, or the image they run
+// from, and the command the manifest starts them with), each image entry
+// (every blob hashed, see pin), each model with a local file, and where
+// each credential is sent.
+func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement, error) {
 	root, err := os.OpenRoot(s.Source.Dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer root.Close()
+	m := &Measurement{Manifest: verify.Manifest{Name: s.Metadata.Name, Digest: s.Source.Digest}}
 	images := map[string]digest.Digest{}
-	var out []verify.Measured
 	for _, im := range s.Images {
-		p, err := pin.Resolve(ctx, s.Source.Dir, im, opts...)
+		p, err := pin.Resolve(ctx, s.Source.Dir, im, reg)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		images[im.Name] = p.Digest
-		out = append(out, verify.Measured{Kind: "image", Name: im.Name, Digest: p.Digest, Unpinned: p.Tag})
+		m.Images = append(m.Images, p)
+		m.Components = append(m.Components, verify.Measured{Kind: "image", Name: im.Name, Digest: p.Digest, Unpinned: p.Tag})
 	}
 	for _, c := range s.Components() {
-		m := verify.Measured{Kind: c.Kind, Name: c.Name, Role: c.Role, Argv: c.Argv()}
+		mc := verify.Measured{Kind: c.Kind, Name: c.Name, Role: c.Role, Argv: c.Argv()}
 		switch {
 		case c.Image != "":
 			d, ok := images[c.Image]
 			if !ok {
-				return nil, nil, fmt.Errorf("%s %q runs from image %q, which the stack does not list", c.Kind, c.Name, c.Image)
+				return nil, fmt.Errorf("%s %q runs from image %q, which the stack does not list", c.Kind, c.Name, c.Image)
 			}
-			m.Digest = d
+			mc.Digest = d
 		default:
 			d, err := pathDigest(root, c.Path)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s %q: %w", c.Kind, c.Name, err)
+				return nil, fmt.Errorf("%s %q: %w", c.Kind, c.Name, err)
 			}
-			m.Digest = d
+			mc.Digest = d
 		}
-		out = append(out, m)
+		m.Components = append(m.Components, mc)
 	}
 	for _, md := range s.Models {
 		if md.File == "" {
@@ -72,19 +78,14 @@ func Stack(ctx context.Context, s *stack.Stack, opts ...remote.Option) ([]verify
 		}
 		fd, err := digest.File(root, filepath.FromSlash(md.File))
 		if err != nil {
-			return nil, nil, fmt.Errorf("model %q: %w", md.Name, err)
+			return nil, fmt.Errorf("model %q: %w", md.Name, err)
 		}
-		out = append(out, verify.Measured{Kind: "model", Name: md.Name, Digest: fd.SHA256})
+		m.Components = append(m.Components, verify.Measured{Kind: "model", Name: md.Name, Digest: fd.SHA256})
 	}
-	var providers []policy.ProviderFacts
 	for _, p := range s.Providers {
-		cred := "env:" + p.Credential.Env
-		if p.Credential.File != "" {
-			cred = "file:" + p.Credential.File
-		}
-		providers = append(providers, policy.ProviderFacts{Name: p.Name, BaseURL: p.BaseURL, Credential: cred})
+		m.Providers = append(m.Providers, policy.ProviderFacts{Name: p.Name, BaseURL: p.BaseURL, Credential: p.Credential.String()})
 	}
-	return out, providers, nil
+	return m, nil
 }
 
 // pathDigest hashes a file (sha256) or a folder (h1) inside root.
@@ -117,26 +118,23 @@ func Files(paths ...string) ([]verify.Evidence, error) {
 	return out, nil
 }
 
-// Attached reads the attestations stored beside each registry image of s
-// (referrers, then the cosign tag); layouts and archives have none.
-func Attached(ctx context.Context, s *stack.Stack, reg attest.Registry) ([]verify.Evidence, error) {
+// Attached reads the attestations stored beside each registry image of
+// the measurement (referrers, then the cosign tag), at the digest it was
+// pinned to; layouts and archives have none.
+func Attached(ctx context.Context, m *Measurement, reg pin.Registry) ([]verify.Evidence, error) {
 	var out []verify.Evidence
-	for _, im := range s.Images {
-		if im.Ref == "" {
+	for _, im := range m.Images {
+		if im.Source != pin.SourceRef {
 			continue
 		}
-		d, _, err := attest.ImageSubject(ctx, im.Ref, reg)
-		if err != nil {
-			return nil, err
-		}
-		as, err := attest.Attachments(ctx, d, reg)
+		as, err := attest.Attachments(ctx, im.Ref, reg)
 		if err != nil {
 			return nil, err
 		}
 		for _, a := range as {
 			// A cosign entry without a bundle (Raw nil) is reported as
 			// unverifiable rather than left out.
-			out = append(out, verify.Evidence{Source: a.Source + " " + d.Context().Name() + "@" + a.Digest, Raw: a.Bundle})
+			out = append(out, verify.Evidence{Source: a.Source + " " + im.Ref.Context().Name() + "@" + a.Digest, Raw: a.Bundle})
 		}
 	}
 	return out, nil

@@ -9,8 +9,13 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/stack"
 
 	"github.com/trustgate/trustgate/internal/readfile"
@@ -51,13 +56,16 @@ images:
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	measured, _, err := Stack(ctx, s)
+	m, err := Stack(ctx, s, pin.Registry{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, m := range measured {
-		got[m.Kind+"/"+m.Name] = m.Digest.String()
+	for _, c := range m.Components {
+		got[c.Kind+"/"+c.Name] = c.Digest.String()
+		if c.Kind == "image" && c.Unpinned != ref {
+			t.Fatalf("a tag reference measured as pinned: %+v", c)
+		}
 	}
 	if got["image/gateway"] != want.String() || got["gateway/gw"] != want.String() || got["agent/audit"] != digest.FromBytes([]byte("agent v1")).String() {
 		t.Fatalf("measured %v, want image and gateway %s", got, want)
@@ -73,11 +81,22 @@ images:
 	if _, err := attest.Attach(ctx, d, b, attest.Registry{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := Attached(ctx, s, attest.Registry{})
+	// The tag moves to another image before the attestations are read:
+	// they are read for the digest that was measured, never by resolving
+	// the tag again.
+	other, err := random.Image(128, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ev) != 1 || !strings.HasPrefix(ev[0].Source, "referrer ") || len(ev[0].Raw) == 0 {
+	tag, _ := name.NewTag(ref)
+	if err := remote.Write(tag, other); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := Attached(ctx, m, pin.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 1 || !strings.HasPrefix(ev[0].Source, "referrer ") || len(ev[0].Raw) == 0 || !strings.Contains(ev[0].Source, "@") {
 		t.Fatalf("evidence %+v", ev)
 	}
 }

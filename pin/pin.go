@@ -5,15 +5,15 @@
 package pin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/stack"
@@ -40,6 +40,9 @@ type Image struct {
 	Source string
 	// Repo is the repository of a registry reference.
 	Repo string
+	// Ref is a registry image by the digest it was pinned to: later calls
+	// (listing its attestations) use it, never the tag again.
+	Ref name.Digest
 	// Tag is, for a registry reference that names a tag and no digest,
 	// the reference: Digest is what the tag points to now, and a runtime
 	// that resolves the tag later may get other bytes.
@@ -53,15 +56,15 @@ type Image struct {
 // blob is hashed and checked (see layoutImage and archiveImage); a
 // registry reference is read once: a tag is resolved to the digest it has
 // now, and a digest reference must be served as that digest.
-func Resolve(ctx context.Context, dir string, im stack.Image, opts ...remote.Option) (Image, error) {
-	r, err := resolve(ctx, dir, im, opts)
+func Resolve(ctx context.Context, dir string, im stack.Image, reg Registry) (Image, error) {
+	r, err := resolve(ctx, dir, im, reg)
 	if err != nil {
 		return Image{}, fmt.Errorf("%w %q: %w", ErrImage, im.Name, err)
 	}
 	return r, nil
 }
 
-func resolve(ctx context.Context, dir string, im stack.Image, opts []remote.Option) (Image, error) {
+func resolve(ctx context.Context, dir string, im stack.Image, reg Registry) (Image, error) {
 	if im.OCILayout != "" || im.Archive != "" {
 		root, err := os.OpenRoot(dir)
 		if err != nil {
@@ -83,30 +86,22 @@ func resolve(ctx context.Context, dir string, im stack.Image, opts []remote.Opti
 		r.Path = filepath.Join(dir, rel)
 		return r, nil
 	}
-	ref, err := name.ParseReference(im.Ref, name.StrictValidation)
+	ref, desc, pinned, err := reg.Reference(ctx, im.Ref)
 	if err != nil {
 		return Image{}, err
 	}
-	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
-	desc, err := remote.Get(ref, opts...)
-	if err != nil {
-		return Image{}, fmt.Errorf("resolving image %q: %w", im.Ref, err)
-	}
-	d, err := digest.Parse(desc.Digest.String())
+	d, err := digest.Parse(pinned.DigestStr())
 	if err != nil {
 		return Image{}, err
 	}
-	r := Image{Digest: d, Source: SourceRef, Repo: ref.Context().Name()}
-	if dg, ok := ref.(name.Digest); ok {
-		if dg.DigestStr() != d.String() {
-			return Image{}, fmt.Errorf("registry served %s for a reference pinned to %s: %w", d, dg.DigestStr(), digest.ErrMismatch)
-		}
-	} else {
+	r := Image{Digest: d, Source: SourceRef, Repo: ref.Context().Name(), Ref: pinned}
+	if _, ok := ref.(name.Digest); !ok {
 		r.Tag = im.Ref
 	}
-	if img, err := desc.Image(); err == nil {
-		if cd, err := img.ConfigName(); err == nil {
-			r.Config, _ = digest.Parse(cd.String())
+	if desc.MediaType.IsImage() {
+		// The config digest, from the manifest already read and hashed.
+		if m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest)); err == nil {
+			r.Config, _ = digest.Parse(m.Config.Digest.String())
 		}
 	}
 	return r, nil

@@ -258,7 +258,7 @@ func writeIndexLayout(t testing.TB, idx v1.ImageIndex) *layoutFix {
 }
 
 func (l *layoutFix) resolve(ctx context.Context) (pin.Image, error) {
-	return pin.Resolve(ctx, l.dir, stack.Image{Name: "app", OCILayout: l.rel})
+	return pin.Resolve(ctx, l.dir, stack.Image{Name: "app", OCILayout: l.rel}, pin.Registry{})
 }
 
 func (l *layoutFix) blob(h v1.Hash) string {
@@ -1170,7 +1170,7 @@ func TestLayoutFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		// From dir/sub, ../images/app is the valid layout, but outside.
-		r, err := pin.Resolve(ctx, sub, stack.Image{Name: "app", OCILayout: "../" + l.rel})
+		r, err := pin.Resolve(ctx, sub, stack.Image{Name: "app", OCILayout: "../" + l.rel}, pin.Registry{})
 		wantRefused(t, r, err, escapes)
 	})
 	t.Run("layer blob a symlink to a valid copy inside the layout is accepted", func(t *testing.T) {
@@ -1396,7 +1396,7 @@ func writeArchive(t testing.TB, img v1.Image) *archiveFix {
 }
 
 func (a *archiveFix) resolve(ctx context.Context) (pin.Image, error) {
-	return pin.Resolve(ctx, a.dir, stack.Image{Name: "app", Archive: a.rel})
+	return pin.Resolve(ctx, a.dir, stack.Image{Name: "app", Archive: a.rel}, pin.Registry{})
 }
 
 func (a *archiveFix) entries(t testing.TB) []tarEntry { return readTar(t, a.path) }
@@ -2186,7 +2186,7 @@ func TestArchiveFiles(t *testing.T) {
 		if err := os.Mkdir(sub, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		r, err := pin.Resolve(ctx, sub, stack.Image{Name: "app", Archive: "../" + a.rel})
+		r, err := pin.Resolve(ctx, sub, stack.Image{Name: "app", Archive: "../" + a.rel}, pin.Registry{})
 		wantRefused(t, r, err, escapes)
 	})
 	t.Run("the archive a symlink inside the stack folder is followed", func(t *testing.T) {
@@ -2256,7 +2256,7 @@ func FuzzLayoutIndex(f *testing.F) {
 		}
 		writeFile(t, filepath.Join(lp, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`))
 		writeFile(t, filepath.Join(lp, "index.json"), index)
-		r, err := pin.Resolve(context.Background(), dir, stack.Image{Name: "fuzz", OCILayout: "img"})
+		r, err := pin.Resolve(context.Background(), dir, stack.Image{Name: "fuzz", OCILayout: "img"}, pin.Registry{})
 		if err != nil {
 			if !errors.Is(err, pin.ErrImage) {
 				t.Fatalf("error %q does not wrap pin.ErrImage", err)

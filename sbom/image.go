@@ -21,7 +21,7 @@ type resolvedImage struct {
 
 // resolve pins im with package pin. Its errors wrap ErrImage.
 func (g *generator) resolve(ctx context.Context, im stack.Image) (resolvedImage, error) {
-	p, err := pin.Resolve(ctx, g.s.Source.Dir, im, g.opts.RemoteOptions...)
+	p, err := pin.Resolve(ctx, g.s.Source.Dir, im, g.opts.Registry)
 	if err != nil {
 		return resolvedImage{}, err // wraps pin.ErrImage, which is ErrImage
 	}

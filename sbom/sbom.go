@@ -14,7 +14,6 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/anchore/syft/syft"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/pin"
@@ -54,10 +53,10 @@ type Options struct {
 	Progress func(Event)
 	// Logger receives debug lines; nil discards them.
 	Logger *slog.Logger
-	// RemoteOptions are added to every registry call that resolves an image
-	// reference (authentication, transport). Loopback registries are
-	// reached over plain HTTP, as go-containerregistry does by default.
-	RemoteOptions []remote.Option
+	// Registry is how image references are resolved (credentials,
+	// transport, timeout). Loopback registries are reached over plain
+	// HTTP, as go-containerregistry does by default.
+	Registry pin.Registry
 }
 
 // Event reports progress on one component.

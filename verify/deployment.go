@@ -119,8 +119,11 @@ func Check(d Deployment) Report {
 	// so that the rules fail rather than read whichever came last.
 	switch distinctPredicates(sboms) {
 	case 1:
-		facts.SBOM = sboms[0].asMap
-		facts.Statement = statementMap(sboms[0].result.Statement)
+		// A statement that cannot be read back leaves no SBOM-wide facts:
+		// the rules that need them fail.
+		if st, err := statementMap(sboms[0].result.Statement); err == nil {
+			facts.SBOM, facts.Statement = sboms[0].asMap, st
+		}
 	case 0:
 	default:
 		for i := range results {
@@ -267,7 +270,11 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	}
 	out.Verified, out.Error, out.PredicateType = true, "", verified.PredicateType
 	var pred map[string]any
-	_ = json.Unmarshal(verified.Statement.Predicate, &pred)
+	if err := json.Unmarshal(verified.Statement.Predicate, &pred); err != nil || pred == nil {
+		// Signed, but no predicate a rule could read: it proves nothing.
+		out.Signers, out.Error = nil, "the predicate is not a JSON object"
+		return out, nil
+	}
 	group := slices.Clone(out.Signers)
 	vouches := b.endorses(verified.PredicateType, pred)
 	if vouches && names(verified.Statement, b.d.Manifest.Digest) {
@@ -413,12 +420,14 @@ func artifactOf(d digest.Digest) bundle.Artifact {
 	return bundle.Artifact{}
 }
 
-func statementMap(st *attest.Statement) map[string]any {
+func statementMap(st *attest.Statement) (map[string]any, error) {
 	raw, err := st.Bytes()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

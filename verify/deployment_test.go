@@ -34,11 +34,7 @@ var (
 	pluginArgv = []string{"python3", "-m", "redactor"}
 )
 
-func newDeployFixture(t *testing.T, litellm string) deployFixture {
-	return newDeployFixtureTB(t, litellm)
-}
-
-func newDeployFixtureTB(t testing.TB, litellm string) deployFixture {
+func newDeployFixture(t testing.TB, litellm string) deployFixture {
 	t.Helper()
 	k, _ := attest.GenerateKey(attest.ECDSAP256)
 	pub, _ := k.MarshalPublic()
@@ -80,11 +76,7 @@ sbom:
 	return fx
 }
 
-func (fx deployFixture) bundle(t *testing.T, k *attest.Key) []byte {
-	return fx.bundleTB(t, k)
-}
-
-func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
+func (fx deployFixture) bundle(t testing.TB, k *attest.Key) []byte {
 	t.Helper()
 	st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(fx.sbom),
 		attest.Subject{Name: "stack.yaml", Digest: map[string]string{"sha256": fx.manifest.Hex()}},
@@ -96,11 +88,7 @@ func (fx deployFixture) bundleTB(t testing.TB, k *attest.Key) []byte {
 	return testsign.Bundle(t, st, k)
 }
 
-func (fx deployFixture) deployment(t *testing.T, ev ...Evidence) Deployment {
-	return fx.deploymentTB(t, ev...)
-}
-
-func (fx deployFixture) deploymentTB(t testing.TB, ev ...Evidence) Deployment {
+func (fx deployFixture) deployment(t testing.TB, ev ...Evidence) Deployment {
 	t.Helper()
 	p, err := policy.Parse("policy.yaml", []byte(fx.policyText), policy.Options{})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // link: none may pull in the SBOM generator (syft) or trustgate's sbom
 // package, or the CLI (DESIGN.md, Layout).
 func TestNoHeavyImports(t *testing.T) {
-	for _, pkg := range []string{"verify", "policy", "gather", "pin", "sbomprop", "digest", "stack"} {
+	for _, pkg := range []string{"verifier", "verify", "bundle", "policy", "gather", "pin", "sbomprop", "digest", "stack"} {
 		out, err := exec.Command("go", "list", "-deps", "github.com/trustgate/trustgate/"+pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)

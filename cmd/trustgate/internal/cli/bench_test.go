@@ -8,6 +8,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/gather"
 	"github.com/trustgate/trustgate/internal/testutil"
+	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
@@ -59,11 +60,11 @@ func BenchmarkVerifyExample(b *testing.B) {
 	b.ResetTimer()
 	b.ReportAllocs()
 	for b.Loop() {
-		measured, providers, err := gather.Stack(ctx, s)
+		m, err := gather.Stack(ctx, s, pin.Registry{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := verify.Check(verify.Deployment{Policy: p, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
+		r := verify.Check(verify.Deployment{Policy: p, Manifest: m.Manifest, Components: m.Components, Providers: m.Providers,
 			Evidence: []verify.Evidence{{Source: "sbom", Raw: raw}}, Now: time.Now()})
 		if !r.Allowed {
 			b.Fatalf("denied: %+v", r.Decisions)

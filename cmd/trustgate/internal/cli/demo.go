@@ -16,12 +16,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/gather"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verifier"
 	"github.com/trustgate/trustgate/verify"
 )
 
@@ -101,29 +101,29 @@ func runDemo(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	fmt.Fprintf(out, "\n4. Writing a policy for the deployment and signing it\n")
-	p, err := demoPolicy(cmd, dir, s.Metadata.Name, bom, key)
-	if err != nil {
+	if _, err := demoPolicy(cmd, dir, s.Metadata.Name, bom, key); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\n5. Verifying the deployment against the signed policy\n")
-	return demoVerify(cmd, s, p, filepath.Join(dir, "sbom.cdx.json.bundle.json"))
+	return demoVerify(cmd, s, verifier.Config{
+		Stack: manifest, Policy: filepath.Join(dir, "policy.yaml"),
+		Trust:     policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}},
+		Bundles:   []string{filepath.Join(dir, "sbom.cdx.json.bundle.json")},
+		StatePath: filepath.Join(dir, "policy-state.json"),
+	})
 }
 
-// demoVerify measures the example, verifies it with the SBOM attestation,
-// then changes one byte of the Python plugin and shows the denial.
-func demoVerify(cmd *cobra.Command, s *stack.Stack, p *policy.Policy, bundlePath string) error {
+// demoVerify verifies the example as trustgate verify does (one call of
+// the verifier library), then changes one byte of the Python plugin and
+// shows the denial.
+func demoVerify(cmd *cobra.Command, s *stack.Stack, cfg verifier.Config) error {
 	out := cmd.OutOrStdout()
-	raw, err := os.ReadFile(bundlePath)
-	if err != nil {
-		return err
-	}
 	check := func() (verify.Report, error) {
-		measured, providers, err := gather.Stack(cmd.Context(), s)
+		res, err := verifier.Deployment(cmd.Context(), cfg)
 		if err != nil {
 			return verify.Report{}, err
 		}
-		return verify.Check(verify.Deployment{Policy: p, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
-			Evidence: []verify.Evidence{{Source: "file " + filepath.Base(bundlePath), Raw: raw}}, Now: time.Now()}), nil
+		return res.Report, nil
 	}
 	r, err := check()
 	if err != nil {

@@ -1,29 +1,23 @@
 package cli
 
 import (
-	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
-	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/bundle"
-	"github.com/trustgate/trustgate/digest"
-	"github.com/trustgate/trustgate/gather"
+	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/report"
-	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verifier"
 	"github.com/trustgate/trustgate/verify"
 
 	"github.com/trustgate/trustgate/internal/readfile"
@@ -121,15 +115,11 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if err != nil {
 		return err
 	}
-	art, err := artifactArg(target)
-	if err != nil {
+	res, err := verifier.Attestation(f.bundle, target, signer, opts)
+	if err != nil && !errors.Is(err, verifier.ErrDenied) {
 		return err
 	}
-	raw, err := readfile.Read(f.bundle, attest.MaxBundleSize)
-	if err != nil {
-		return fmt.Errorf("--bundle: %w", err)
-	}
-	res, verr := bundle.Verify(raw, art, signer, opts)
+	verr := err
 	out := cmd.OutOrStdout()
 	if f.output == "json" {
 		doc := map[string]any{"artifact": target, "bundle": f.bundle, "verified": verr == nil}
@@ -152,22 +142,6 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 		return &exitError{code: ExitDenied, err: fmt.Errorf("%s: not verified", target)}
 	}
 	return nil
-}
-
-// artifactArg turns FILE, FOLDER or sha256:DIGEST into an artifact.
-func artifactArg(target string) (bundle.Artifact, error) {
-	if strings.HasPrefix(target, "sha256:") {
-		d, err := digest.Parse(target)
-		if err != nil {
-			return bundle.Artifact{}, fmt.Errorf("%q is not sha256:<64 lower-case hex>", target)
-		}
-		return bundle.Artifact{Name: target, SHA256: d.Hex()}, nil
-	}
-	sub, err := attest.FileSubject(target)
-	if err != nil {
-		return bundle.Artifact{}, err
-	}
-	return bundle.Artifact{Name: sub.Name, SHA256: sub.Digest["sha256"], DirHash: sub.Digest["dirHash"]}, nil
 }
 
 type verifyFlags struct {
@@ -232,45 +206,29 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	} else if f.sign.key != "" || f.sign.keyless {
 		return errors.New("--key and --keyless sign a verification summary: give --vsa FILE")
 	}
-	now := time.Now()
-	s, err := stack.Load(f.stack)
+	trust, err := f.trustRoot()
 	if err != nil {
 		return err
 	}
-	p, material, err := loadSignedPolicy(f, s.Metadata.Name, now)
+	cfg := verifier.Config{
+		Stack: f.stack, Policy: f.policy, PolicyBundle: f.policyBundle, Trust: trust,
+		Bundles: f.bundles, StatePath: f.state, Registry: pin.Registry{Timeout: registryTimeout},
+	}
+	res, err := verifier.Deployment(cmd.Context(), cfg)
+	if errors.Is(err, verifier.ErrDenied) {
+		return &exitError{code: ExitDenied, err: err}
+	}
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
-	defer cancel()
-	measured, providers, err := gather.Stack(ctx, s)
-	if err != nil {
-		// A component that cannot be measured (a blob that does not match
-		// its digest, a file that is not a regular file) cannot be shown to
-		// be what was signed: the deployment is denied.
-		return &exitError{code: ExitDenied, err: fmt.Errorf("the deployment is denied: %w", err)}
-	}
-	evidence, err := gather.Files(f.bundles...)
-	if err != nil {
-		return fmt.Errorf("--bundle: %w", err)
-	}
-	attached, err := gather.Attached(ctx, s, attest.Registry{})
-	if err != nil {
-		return err
-	}
-	d := verify.Deployment{
-		Policy: p, Material: material, Manifest: gather.Manifest(s), Components: measured, Providers: providers,
-		Evidence: append(evidence, attached...), Now: now,
-	}
-	r := verify.Check(d)
 	if f.vsa != "" {
-		if err := writeSummary(cmd, f, s, p, d, r, now); err != nil {
+		if err := writeSummary(cmd, f, res); err != nil {
 			return err
 		}
 	}
 	switch f.output {
 	case "json":
-		out, err := report.JSON(r)
+		out, err := report.JSON(res.Report)
 		if err != nil {
 			return err
 		}
@@ -278,7 +236,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 			return err
 		}
 	case "sarif":
-		out, err := report.SARIF(r, filepath.ToSlash(f.stack), version())
+		out, err := report.SARIF(res.Report, filepath.ToSlash(f.stack), version())
 		if err != nil {
 			return err
 		}
@@ -286,20 +244,20 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 			return err
 		}
 	default:
-		printVerify(cmd, r)
+		printVerify(cmd, res.Report)
 	}
-	if !r.Allowed {
+	if !res.Allowed {
 		return &exitError{code: ExitDenied, err: errors.New("the deployment is denied")}
 	}
 	return nil
 }
 
 // writeSummary signs a SLSA verification summary of the run and writes it.
-func writeSummary(cmd *cobra.Command, f verifyFlags, s *stack.Stack, p *policy.Policy, d verify.Deployment, r verify.Report, now time.Time) error {
-	st, err := verify.Summary(d, r, verify.SummaryInput{
-		Manifest: filepath.Base(s.Source.File), ManifestDigest: s.Source.Digest,
-		Policy: filepath.Base(f.policy), PolicyDigest: p.Source().Digest,
-		Version: version(), Time: now,
+func writeSummary(cmd *cobra.Command, f verifyFlags, res *verifier.Result) error {
+	st, err := verify.Summary(res.Deployment, res.Report, verify.SummaryInput{
+		Manifest: filepath.Base(res.Stack.Source.File), ManifestDigest: res.Stack.Source.Digest,
+		Policy: filepath.Base(f.policy), PolicyDigest: res.Policy.Source().Digest,
+		Version: version(), Time: res.Deployment.Now,
 	})
 	if err != nil {
 		return err
@@ -311,52 +269,24 @@ func writeSummary(cmd *cobra.Command, f verifyFlags, s *stack.Stack, p *policy.P
 	return deliver(cmd, b, f.vsa, false, nil)
 }
 
-// loadSignedPolicy loads the signed policy for the deployment called
-// deployment.
-func loadSignedPolicy(f verifyFlags, deployment string, now time.Time) (*policy.Policy, root.TrustedMaterial, error) {
+// trustRoot reads who may sign the policy from the flags.
+func (f verifyFlags) trustRoot() (policy.TrustRoot, error) {
 	keys, err := loadPublicKeys(f.trustKeys)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--trust-root: %w", err)
+		return policy.TrustRoot{}, fmt.Errorf("--trust-root: %w", err)
 	}
 	material, err := loadTrustedRoot(f.trustedRoot)
 	if err != nil {
-		return nil, nil, err
+		return policy.TrustRoot{}, err
 	}
 	trust := policy.TrustRoot{Keys: keys, Material: material}
 	if f.policyID.set() {
 		trust.Identities = []policy.Identity{{Issuer: f.policyID.issuer, IssuerRegexp: f.policyID.issuerRegexp, Subject: f.policyID.identity, SubjectRegexp: f.policyID.identityRegexp}}
 	}
 	if len(trust.Keys) == 0 && len(trust.Identities) == 0 {
-		return nil, nil, errors.New("no policy trust root: give --trust-root KEY.pub or the --policy-certificate-* flags")
+		return policy.TrustRoot{}, errors.New("no policy trust root: give --trust-root KEY.pub or the --policy-certificate-* flags")
 	}
-	data, err := readfile.Read(f.policy, policy.MaxPolicySize)
-	if err != nil {
-		return nil, nil, err
-	}
-	bundlePath := f.policyBundle
-	if bundlePath == "" {
-		bundlePath = f.policy + ".bundle.json"
-	}
-	bundleJSON, err := readfile.Read(bundlePath, attest.MaxBundleSize)
-	if errors.Is(err, os.ErrNotExist) {
-		bundleJSON, err = nil, nil // LoadSigned says ErrUnsigned
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	statePath := f.state
-	if statePath == "" {
-		dir, err := stateDir()
-		if err != nil {
-			return nil, nil, err
-		}
-		statePath = filepath.Join(dir, "trustgate", "policy-state.json")
-	}
-	p, err := policy.LoadSigned(f.policy, data, bundleJSON, trust, deployment, &policy.State{Path: statePath}, now)
-	if err != nil {
-		return nil, nil, &exitError{code: ExitDenied, err: fmt.Errorf("policy %s: %w", f.policy, err)}
-	}
-	return p, material, nil
+	return trust, nil
 }
 
 // version is trustgate's module version, for reports.
@@ -365,18 +295,6 @@ func version() string {
 		return info.Main.Version
 	}
 	return "devel"
-}
-
-// stateDir is $XDG_STATE_HOME, or ~/.local/state.
-func stateDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(home, ".local", "state"), nil
 }
 
 func printVerify(cmd *cobra.Command, r verify.Report) {

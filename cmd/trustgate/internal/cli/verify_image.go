@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -9,6 +8,8 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
+	"github.com/trustgate/trustgate/pin"
+	"github.com/trustgate/trustgate/verifier"
 )
 
 // checkFlags are the flags of the commands that check a signature for a
@@ -85,38 +86,24 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), registryTimeout)
-	defer cancel()
-	img, _, err := attest.ImageSubject(ctx, ref, attest.Registry{})
-	if err != nil {
-		return err
-	}
-	as, err := attest.Attachments(ctx, img, attest.Registry{})
+	res, err := verifier.Image(cmd.Context(), ref, verifier.ImageConfig{Signer: signer, Options: opts, Registry: pin.Registry{Timeout: registryTimeout}})
 	if err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	art := bundle.Artifact{Name: img.String(), SHA256: img.DigestStr()[len("sha256:"):]}
-	passed := 0
-	for _, a := range as {
-		where := fmt.Sprintf("%s %s", a.Source, a.Digest)
-		if a.Bundle == nil {
-			fmt.Fprintf(out, "FAIL  %s  %s: a cosign entry without a bundle cannot be verified offline\n", img, printable(where))
+	for _, a := range res.Attestations {
+		where := printable(a.Source + " " + a.Digest)
+		if a.Err != nil {
+			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", res.Image, where, printable(oneLine(a.Err)))
 			continue
 		}
-		res, err := bundle.Verify(a.Bundle, art, signer, opts)
-		if err != nil {
-			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", img, printable(where), printable(oneLine(err)))
-			continue
-		}
-		passed++
-		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", img, printable(where), res.PredicateType, signerName(signer))
+		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", res.Image, where, a.Result.PredicateType, signerName(signer))
 	}
-	if len(as) == 0 {
-		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it (referrers or cosign tag)\n", img)
+	if len(res.Attestations) == 0 {
+		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it (referrers or cosign tag)\n", res.Image)
 	}
-	if passed == 0 {
-		return &exitError{code: ExitDenied, err: errors.New(img.String() + ": no attestation verifies")}
+	if !res.Passed() {
+		return &exitError{code: ExitDenied, err: errors.New(res.Image.String() + ": no attestation verifies")}
 	}
 	return nil
 }

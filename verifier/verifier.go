@@ -1,0 +1,267 @@
+// Package verifier runs trustgate's verification pipelines end to end, one
+// library call each, for the CLI, the admission webhook, the GitHub Action
+// and the gateway: a whole deployment against its signed policy
+// (Deployment), the attestations stored beside an image (Image), and one
+// attestation bundle for one artifact (Attestation). It reads the files and
+// registries (through stack, gather and pin) and hands what it measured to
+// the pure packages, verify and bundle, which decide.
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/bundle"
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/gather"
+	"github.com/trustgate/trustgate/pin"
+	"github.com/trustgate/trustgate/policy"
+	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verify"
+
+	"github.com/trustgate/trustgate/internal/readfile"
+)
+
+// ErrDenied wraps every error that means "verified, and refused": a policy
+// that does not load (unsigned, untrusted, tampered, expired, for another
+// deployment, rolled back), a component that cannot be measured (a blob
+// that does not match its digest, a FIFO where a file should be), an
+// attestation that does not verify. Any other error is bad input.
+var ErrDenied = errors.New("denied")
+
+// Config is one deployment check. Stack, Policy and a Trust signer are
+// required; every other field has the default its comment gives.
+type Config struct {
+	// Stack is the path of the stack manifest.
+	Stack string
+	// Policy is the path of the policy.
+	Policy string
+	// PolicyBundle is the path of the policy's bundle; empty means
+	// Policy + ".bundle.json".
+	PolicyBundle string
+	// Trust is who may sign the policy (keys, keyless identities) and the
+	// Sigstore trust material that keyless signatures, of the policy and
+	// of components, are checked against.
+	Trust policy.TrustRoot
+	// Bundles are attestation bundle files to consider, beside those
+	// stored with the stack's registry images.
+	Bundles []string
+	// StatePath is the file that remembers the last policy accepted for
+	// each deployment; empty means DefaultStatePath().
+	StatePath string
+	// Registry is how registries are reached.
+	Registry pin.Registry
+	// Now is the time of the check; zero means time.Now().
+	Now time.Time
+}
+
+// Result is a deployment check: the report, and what it was made of.
+type Result struct {
+	verify.Report
+	Stack      *stack.Stack
+	Policy     *policy.Policy
+	Deployment verify.Deployment
+}
+
+// DefaultStatePath is where a verifier remembers the policies it accepted:
+// trustgate/policy-state.json under $XDG_STATE_HOME, or ~/.local/state.
+func DefaultStatePath() (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "trustgate", "policy-state.json"), nil
+}
+
+// Deployment checks the deployment cfg.Stack describes against its signed
+// policy, in this order: load the manifest; load the policy with
+// policy.LoadSigned for the manifest's deployment; measure every component
+// from its bytes (gather.Stack); read the bundles given and those stored
+// beside the registry images (at the digests just pinned); evaluate
+// (verify.Check). A report that denies is a Result, not an error; an error
+// wraps ErrDenied when the policy or the measurement refused the
+// deployment before a report could be made.
+func Deployment(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Stack == "" || cfg.Policy == "" {
+		return nil, errors.New("a deployment check needs a stack manifest and a policy")
+	}
+	if len(cfg.Trust.Keys) == 0 && len(cfg.Trust.Identities) == 0 {
+		return nil, errors.New("no policy trust root: give a key or a keyless identity that may sign the policy")
+	}
+	now := cfg.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	s, err := stack.Load(cfg.Stack)
+	if err != nil {
+		return nil, err
+	}
+	p, err := loadPolicy(cfg, s.Metadata.Name, now)
+	if err != nil {
+		return nil, err
+	}
+	m, err := gather.Stack(ctx, s, cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the deployment cannot be measured: %w", ErrDenied, err)
+	}
+	evidence, err := gather.Files(cfg.Bundles...)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	attached, err := gather.Attached(ctx, m, cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	d := verify.Deployment{
+		Policy: p, Material: cfg.Trust.Material, Manifest: m.Manifest,
+		Components: m.Components, Providers: m.Providers,
+		Evidence: append(evidence, attached...), Now: now,
+	}
+	return &Result{Report: verify.Check(d), Stack: s, Policy: p, Deployment: d}, nil
+}
+
+// loadPolicy reads the policy and its bundle and loads it for the
+// deployment called deployment. A missing bundle is an unsigned policy.
+func loadPolicy(cfg Config, deployment string, now time.Time) (*policy.Policy, error) {
+	data, err := readfile.Read(cfg.Policy, policy.MaxPolicySize)
+	if err != nil {
+		return nil, err
+	}
+	bundlePath := cfg.PolicyBundle
+	if bundlePath == "" {
+		bundlePath = cfg.Policy + ".bundle.json"
+	}
+	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
+	if errors.Is(err, os.ErrNotExist) {
+		raw, err = nil, nil // LoadSigned says ErrUnsigned
+	}
+	if err != nil {
+		return nil, err
+	}
+	statePath := cfg.StatePath
+	if statePath == "" {
+		if statePath, err = DefaultStatePath(); err != nil {
+			return nil, err
+		}
+	}
+	p, err := policy.LoadSigned(cfg.Policy, data, raw, cfg.Trust, deployment, &policy.State{Path: statePath}, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy %s: %w", ErrDenied, cfg.Policy, err)
+	}
+	return p, nil
+}
+
+// ImageConfig says who must have signed an image's attestations, and how
+// to reach its registry.
+type ImageConfig struct {
+	Signer   bundle.Signer
+	Options  bundle.Options
+	Registry pin.Registry
+}
+
+// ImageResult is what became of each attestation stored beside an image.
+type ImageResult struct {
+	// Image is the reference resolved to the digest it has now; every
+	// attestation is verified for that digest.
+	Image        name.Digest
+	Attestations []ImageAttestation
+}
+
+// Passed reports whether at least one attestation verified.
+func (r *ImageResult) Passed() bool {
+	for _, a := range r.Attestations {
+		if a.Err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ImageAttestation is one attestation stored beside an image: where it was
+// found, and its verified result or why it did not verify.
+type ImageAttestation struct {
+	Source string // attest.SourceReferrer or attest.SourceTag
+	Digest string // the referrer manifest's digest, or the tag layer's
+	Result *bundle.Result
+	Err    error
+}
+
+// ErrNoBundle: a cosign tag entry that carries no Sigstore bundle, which
+// cannot be verified offline.
+var ErrNoBundle = errors.New("a cosign entry without a bundle cannot be verified offline")
+
+// Image resolves ref once, finds the attestations stored beside the digest
+// it resolved to (OCI 1.1 referrers, then the cosign tag), and verifies
+// each for that digest as cfg requires. The image passes when one verifies
+// (ImageResult.Passed).
+func Image(ctx context.Context, ref string, cfg ImageConfig) (*ImageResult, error) {
+	img, _, err := attest.ImageSubject(ctx, ref, cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	as, err := attest.Attachments(ctx, img, cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	out := &ImageResult{Image: img}
+	art := bundle.Artifact{Name: img.String(), SHA256: strings.TrimPrefix(img.DigestStr(), "sha256:")}
+	for _, a := range as {
+		ia := ImageAttestation{Source: a.Source, Digest: a.Digest}
+		if a.Bundle == nil {
+			ia.Err = ErrNoBundle
+		} else {
+			ia.Result, ia.Err = bundle.Verify(a.Bundle, art, cfg.Signer, cfg.Options)
+		}
+		out.Attestations = append(out.Attestations, ia)
+	}
+	return out, nil
+}
+
+// Artifact is what one attestation is checked for: target is a file (by
+// its SHA-256), a folder (by its h1 tree digest, in-toto's dirHash), or
+// sha256:DIGEST.
+func Artifact(target string) (bundle.Artifact, error) {
+	if strings.HasPrefix(target, "sha256:") {
+		d, err := digest.Parse(target)
+		if err != nil {
+			return bundle.Artifact{}, fmt.Errorf("%q is not sha256:<64 lower-case hex>", target)
+		}
+		return bundle.Artifact{Name: target, SHA256: d.Hex()}, nil
+	}
+	sub, err := attest.FileSubject(target)
+	if err != nil {
+		return bundle.Artifact{}, err
+	}
+	return bundle.Artifact{Name: sub.Name, SHA256: sub.Digest["sha256"], DirHash: sub.Digest["dirHash"]}, nil
+}
+
+// Attestation verifies the bundle file at bundlePath for target (see
+// Artifact), signed as s and opts require. A refusal wraps ErrDenied and
+// the bundle package's error for its kind; any other error is bad input.
+func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.Result, error) {
+	art, err := Artifact(target)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	res, err := bundle.Verify(raw, art, s, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return res, nil
+}
