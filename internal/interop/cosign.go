@@ -25,24 +25,14 @@ const peerTimeout = 2 * time.Minute
 
 // inCI reports whether the tests run in CI (CI=true there), where a missing
 // peer is a failure rather than a reason to skip.
-func inCI() bool { return os.Getenv("CI") != "" }
+func inCI() bool { return testtools.InCI() }
 
-// Cosign returns the path of the pinned cosign binary, building it into the
-// shared tool cache if needed. If the build fails the test fails in CI and is
-// skipped elsewhere (as it is when TRUSTGATE_SKIP_PEERS=1 outside CI).
+// Cosign returns the path of the pinned cosign binary from the shared tool
+// cache (see testtools.Need: skipped when it is not built, a failure under
+// CI=true).
 func Cosign(t testing.TB) string {
 	t.Helper()
-	if os.Getenv("TRUSTGATE_SKIP_PEERS") == "1" && !inCI() {
-		t.Skip("TRUSTGATE_SKIP_PEERS=1: not running cosign")
-	}
-	p, err := testtools.Build(context.Background(), testtools.Cosign)
-	if err != nil {
-		if inCI() {
-			t.Fatalf("cosign is needed in CI: %v", err)
-		}
-		t.Skipf("cosign could not be built (set CI=true to make this a failure): %v", err)
-	}
-	return p
+	return testtools.Need(t, testtools.Cosign)
 }
 
 // EmptyTrustedRoot writes EmptyTrustedRootJSON to a file in a temporary

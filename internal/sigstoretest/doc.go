@@ -16,7 +16,8 @@
 // The binaries are built from the Go module proxy at pinned versions by
 // internal/testtools (testtools.Fulcio, Rekor, TSA) and cached; CI builds
 // them ahead of the tests with `go run ./internal/testtools/cmd/build-testtools`.
-// Start skips the test when TRUSTGATE_SKIP_PEERS=1.
+// Start skips the test when they are not built, or TRUSTGATE_SKIP_PEERS=1
+// (both fail it under CI=true; see testtools.Need).
 //
 //   - OIDC issuer: an httptest server in the test process serving OpenID
 //     discovery (/.well-known/openid-configuration) and a JWKS (/keys) with

@@ -68,8 +68,8 @@ type Env struct {
 // killed, in t.Cleanup; if the test failed, the tail of each service's log
 // is printed.
 //
-// Start calls t.Fatal when a service does not come up, and t.Skip when
-// TRUSTGATE_SKIP_PEERS=1 (see testtools.Need). Use it from the test's
+// Start calls t.Fatal when a service does not come up, and skips the test
+// when a service is not built (see testtools.Need). Use it from the test's
 // goroutine.
 func Start(t testing.TB) *Env {
 	t.Helper()

@@ -106,17 +106,38 @@ func Build(ctx context.Context, tool Tool) (string, error) {
 	return dst, nil
 }
 
-// Need returns tool's path for a test, building it if needed. When the build
-// fails the test fails, unless TRUSTGATE_SKIP_PEERS=1 asks to skip tests
-// that need peers (for a quick run on a machine without the module proxy).
+// InCI reports whether the tests run in CI (CI=true), where a missing peer
+// is a failure rather than a reason to skip.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// BuildCommand is the command that builds every peer tool ahead of the
+// tests (make test runs it).
+const BuildCommand = "go run ./internal/testtools/cmd/build-testtools"
+
+// Need returns tool's path for a test that runs it. Tests never build a
+// peer themselves (a cold build takes minutes and would run into go test's
+// timeout): without the built tool the test skips, with one line naming
+// the command that builds it. Under CI=true a missing tool fails the test,
+// and TRUSTGATE_SKIP_PEERS is refused, so that CI can never pass without
+// its peers.
 func Need(t testing.TB, tool Tool) string {
 	t.Helper()
+	ci := InCI()
 	if os.Getenv("TRUSTGATE_SKIP_PEERS") == "1" {
+		if ci {
+			t.Fatalf("TRUSTGATE_SKIP_PEERS=1 is refused under CI=true: %s is needed", tool.Name)
+		}
 		t.Skipf("TRUSTGATE_SKIP_PEERS=1: not running %s", tool.Name)
 	}
-	p, err := Build(context.Background(), tool)
+	p, err := tool.Path()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		if ci {
+			t.Fatalf("%s@%s is not built (CI=true): run %s", tool.Name, tool.Version, BuildCommand)
+		}
+		t.Skipf("%s@%s is not built: run %s (or make test)", tool.Name, tool.Version, BuildCommand)
 	}
 	return p
 }
