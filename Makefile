@@ -16,3 +16,13 @@ test: peers
 peers:
 	$(GO) run ./internal/testtools/cmd/build-testtools
 	bash .ci/install-sigstore-js
+
+# golangci-lint, pinned, built once from the Go module proxy into the cache.
+GOLANGCI_LINT_VERSION := v2.15.0
+LINT := $(HOME)/.cache/trustgate/lint/$(GOLANGCI_LINT_VERSION)/golangci-lint
+
+lint: $(LINT)
+	$(LINT) run ./...
+
+$(LINT):
+	cd "$$(mktemp -d)" && GOWORK=off GOFLAGS=-mod=mod GOBIN="$(dir $(LINT))" $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -116,7 +116,7 @@ func newKey(s crypto.Signer) (*Key, error) {
 func KeyHint(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+		return "", fmt.Errorf("%w: %w", ErrUnsupportedKey, err)
 	}
 	sum := sha256.Sum256(der)
 	return base64.StdEncoding.EncodeToString(sum[:]), nil
@@ -268,7 +268,7 @@ func (k *Key) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
 func TrustedKey(pub crypto.PublicKey) (root.TrustedMaterial, error) {
 	sv, err := signature.LoadDefaultVerifier(pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnsupportedKey, err)
 	}
 	return root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 		return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil

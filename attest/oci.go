@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/pin"
 )
 
@@ -79,7 +80,7 @@ type Registry = pin.Registry
 func ImageSubject(ctx context.Context, ref string, reg Registry) (name.Digest, Subject, error) {
 	r, _, d, err := reg.Reference(ctx, ref)
 	if err != nil {
-		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: %w", ErrImage, truncate(ref), err)
+		return name.Digest{}, Subject{}, fmt.Errorf("%w: %q: %w", ErrImage, safetext.Clip(ref, 80), err)
 	}
 	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": d.DigestStr()[len("sha256:"):]}}, nil
 }

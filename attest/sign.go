@@ -16,6 +16,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Signing errors.
@@ -68,14 +70,14 @@ func ServicesFromSigningConfig(sc *root.SigningConfig, keyless bool, now time.Ti
 	if keyless {
 		f, err := root.SelectService(sc.FulcioCertificateAuthorityURLs(), sign.FulcioAPIVersions, now)
 		if err != nil {
-			return svc, fmt.Errorf("%w: signing config: fulcio: %v", ErrServices, err)
+			return svc, fmt.Errorf("%w: signing config: fulcio: %w", ErrServices, err)
 		}
 		svc.Fulcio = f.URL
 	}
 	if len(sc.RekorLogURLs()) > 0 {
 		logs, err := root.SelectServices(sc.RekorLogURLs(), sc.RekorLogURLsConfig(), sign.RekorAPIVersions, now)
 		if err != nil {
-			return svc, fmt.Errorf("%w: signing config: rekor: %v", ErrServices, err)
+			return svc, fmt.Errorf("%w: signing config: rekor: %w", ErrServices, err)
 		}
 		for _, l := range logs {
 			svc.Rekor = append(svc.Rekor, Log{URL: l.URL, Version: l.MajorAPIVersion})
@@ -84,7 +86,7 @@ func ServicesFromSigningConfig(sc *root.SigningConfig, keyless bool, now time.Ti
 	if len(sc.TimestampAuthorityURLs()) > 0 {
 		tsas, err := root.SelectServices(sc.TimestampAuthorityURLs(), sc.TimestampAuthorityURLsConfig(), sign.TimestampAuthorityAPIVersions, now)
 		if err != nil {
-			return svc, fmt.Errorf("%w: signing config: timestamp authority: %v", ErrServices, err)
+			return svc, fmt.Errorf("%w: signing config: timestamp authority: %w", ErrServices, err)
 		}
 		for _, t := range tsas {
 			svc.TSA = append(svc.TSA, t.URL)
@@ -111,14 +113,14 @@ func (svc Services) validate(keyless bool) error {
 		// The identity token goes to Fulcio: never in the clear, except
 		// to this machine.
 		if p, err := url.Parse(svc.Fulcio); err == nil && p.Scheme == "http" && !isLoopback(p.Hostname()) {
-			return fmt.Errorf("%w: Fulcio URL %q is plain http; the identity token is sent only over https (or to loopback)", ErrServices, truncate(svc.Fulcio))
+			return fmt.Errorf("%w: Fulcio URL %q is plain http; the identity token is sent only over https (or to loopback)", ErrServices, safetext.Clip(svc.Fulcio, 80))
 		}
 		urls = append(urls, svc.Fulcio)
 	}
 	for _, u := range urls {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil {
-			return fmt.Errorf("%w: %q is not an http(s) URL without credentials", ErrServices, truncate(u))
+			return fmt.Errorf("%w: %q is not an http(s) URL without credentials", ErrServices, safetext.Clip(u, 80))
 		}
 	}
 	if len(svc.TSA) == 0 {

@@ -12,6 +12,8 @@ import (
 
 	intoto "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Formats fixed by DESIGN.md.
@@ -65,7 +67,7 @@ func PredicateType(s string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" || len(s) > maxNameLength {
-		return "", fmt.Errorf("%w: %q is neither a known name (cyclonedx, slsaprovenance, vsa, policy) nor an absolute URI", ErrPredicateType, truncate(s))
+		return "", fmt.Errorf("%w: %q is neither a known name (cyclonedx, slsaprovenance, vsa, policy) nor an absolute URI", ErrPredicateType, safetext.Clip(s, 80))
 	}
 	return s, nil
 }
@@ -132,7 +134,7 @@ func NewStatement(predicateType string, predicate []byte, subjects ...Subject) (
 
 func (s Subject) validate() error {
 	if s.Name == "" || len(s.Name) > maxNameLength || strings.ContainsAny(s.Name, "\x00\n") {
-		return fmt.Errorf("%w: name %q is empty, too long or has control characters", ErrSubject, truncate(s.Name))
+		return fmt.Errorf("%w: name %q is empty, too long or has control characters", ErrSubject, safetext.Clip(s.Name, 80))
 	}
 	if len(s.Digest) == 0 {
 		return fmt.Errorf("%w: %q has no digest", ErrSubject, s.Name)
@@ -191,12 +193,4 @@ func jsonErrorKind(err error) string {
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	}
 	return "malformed"
-}
-
-func truncate(s string) string {
-	const n = 80
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

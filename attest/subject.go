@@ -17,7 +17,7 @@ import (
 func FileSubject(path string) (Subject, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return Subject{}, fmt.Errorf("%w: %v", ErrSubject, err)
+		return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
 	}
 	dir, base := filepath.Split(filepath.Clean(path))
 	if dir == "" {
@@ -25,7 +25,7 @@ func FileSubject(path string) (Subject, error) {
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return Subject{}, fmt.Errorf("%w: %v", ErrSubject, err)
+		return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
 	}
 	defer root.Close()
 	s := Subject{Name: subjectName(path)}

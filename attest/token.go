@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// ErrTokenSource: the identity token could not be obtained.
+// ErrTokenSource means the identity token could not be obtained.
 var ErrTokenSource = errors.New("identity token")
 
 const maxTokenSize = 64 << 10
@@ -38,7 +38,7 @@ func GitHubActionsToken(ctx context.Context, audience string, client *http.Clien
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return "", true, fmt.Errorf("%w: %v", ErrTokenSource, err)
+		return "", true, fmt.Errorf("%w: %w", ErrTokenSource, err)
 	}
 	req.Header.Set("Authorization", "bearer "+bearer)
 	req.Header.Set("Accept", "application/json")
@@ -52,7 +52,7 @@ func GitHubActionsToken(ctx context.Context, audience string, client *http.Clien
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenSize+1))
 	if err != nil {
-		return "", true, fmt.Errorf("%w: GitHub Actions token response: %v", ErrTokenSource, err)
+		return "", true, fmt.Errorf("%w: GitHub Actions token response: %w", ErrTokenSource, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", true, fmt.Errorf("%w: GitHub Actions token request answered %s", ErrTokenSource, resp.Status)

@@ -19,6 +19,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Kinds of refusal, matched with errors.Is. Every refusal wraps exactly one.
@@ -121,7 +122,7 @@ func Verify(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, clip(out.PredicateType), opts.PredicateType)
+		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, safetext.Clip(out.PredicateType, 80), opts.PredicateType)
 	}
 	if out.PredicateType != attest.PredicateVSA {
 		return out, nil
@@ -131,7 +132,7 @@ func Verify(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
 	var pred map[string]any
 	if json.Unmarshal(out.Statement.Predicate, &pred) != nil || !SummaryPassed(pred) {
 		r, _ := pred["verificationResult"].(string)
-		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, clip(r))
+		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, safetext.Clip(r, 80))
 	}
 	return out, nil
 }
@@ -169,7 +170,7 @@ func Parse(raw []byte) (*sgbundle.Bundle, error) {
 	}
 	b, err := attest.ParseBundleJSON(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return b, nil
 }
@@ -246,7 +247,7 @@ func signerID(s Signer, res *sgverify.VerificationResult) string {
 func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.VerificationResult, error) {
 	vc, err := b.VerificationContent()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	switch {
 	case s.Key != nil && s.Identity != nil, s.Key == nil && s.Identity == nil:
@@ -283,7 +284,7 @@ func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.Veri
 func verifyKey(b *sgbundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
 	tm, err := attest.TrustedKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoSigner, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoSigner, err)
 	}
 	var vopts []sgverify.VerifierOption
 	if opts.RequireLog || opts.RequireTimestamp {
@@ -336,17 +337,17 @@ func classify(err error) error {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &noID):
-		return fmt.Errorf("%w: %v", ErrUntrustedSigner, err)
+		return fmt.Errorf("%w: %w", ErrUntrustedSigner, err)
 	case strings.HasPrefix(msg, "failed to verify log inclusion"):
-		return fmt.Errorf("%w: %v", ErrLog, err)
+		return fmt.Errorf("%w: %w", ErrLog, err)
 	case strings.HasPrefix(msg, "failed to verify timestamps"):
-		return fmt.Errorf("%w: %v", ErrTimestamp, err)
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
 	case strings.HasPrefix(msg, "failed to verify leaf certificate"), strings.HasPrefix(msg, "failed to verify signed certificate timestamp"):
-		return fmt.Errorf("%w: %v", ErrCertificate, err)
+		return fmt.Errorf("%w: %w", ErrCertificate, err)
 	case strings.Contains(msg, "threshold not met") && strings.Contains(msg, "timestamp"):
-		return fmt.Errorf("%w: %v", ErrTimestamp, err)
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
 	}
-	return fmt.Errorf("%w: %v", ErrSignature, err)
+	return fmt.Errorf("%w: %w", ErrSignature, err)
 }
 
 // parseStatement reads the payload as an in-toto statement, refusing
@@ -354,7 +355,7 @@ func classify(err error) error {
 // statement types, and more subjects or digests than the limits.
 func parseStatement(payload []byte) (*attest.Statement, error) {
 	if err := noDuplicateKeys(payload); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrStatement, err)
+		return nil, fmt.Errorf("%w: %w", ErrStatement, err)
 	}
 	var st attest.Statement
 	if err := json.Unmarshal(payload, &st); err != nil {
@@ -478,16 +479,4 @@ func noDuplicateKeys(data []byte) error {
 			}
 		}
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "..."
-	}
-	return fmt.Sprintf("%s", strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s))
 }

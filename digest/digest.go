@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 
 	"github.com/trustgate/trustgate/internal/readfile"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Errors returned by this package. Callers match them with errors.Is.
@@ -60,11 +61,11 @@ type Digest struct {
 func Parse(s string) (Digest, error) {
 	alg, value, ok := strings.Cut(s, ":")
 	if !ok {
-		return Digest{}, fmt.Errorf("%w: %q has no algorithm prefix", ErrMalformed, truncate(s))
+		return Digest{}, fmt.Errorf("%w: %q has no algorithm prefix", ErrMalformed, safetext.Clip(s, 80))
 	}
 	d := Digest{alg: Algorithm(alg), value: value}
 	if err := d.validate(); err != nil {
-		return Digest{}, fmt.Errorf("%w: %q: %s", ErrMalformed, truncate(s), err)
+		return Digest{}, fmt.Errorf("%w: %q: %w", ErrMalformed, safetext.Clip(s, 80), err)
 	}
 	return d, nil
 }
@@ -101,7 +102,7 @@ func (d Digest) validate() error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("unknown algorithm %q", truncate(string(d.alg)))
+		return fmt.Errorf("unknown algorithm %q", safetext.Clip(string(d.alg), 80))
 	}
 }
 
@@ -289,13 +290,4 @@ func sum(alg Algorithm, h hash.Hash) Digest {
 func FromBytes(b []byte) Digest {
 	s := sha256.Sum256(b)
 	return Digest{alg: SHA256, value: hex.EncodeToString(s[:])}
-}
-
-// truncate keeps error messages one short line whatever the input.
-func truncate(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/digest"
 
 	"github.com/trustgate/trustgate/internal/readfile"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Limits on a docker-save archive.
@@ -78,7 +79,7 @@ func archiveImage(ctx context.Context, root *os.Root, name string) (Image, error
 	}
 	for i, want := range cfg.RootFS.DiffIDs {
 		if sums[i].diffID != want {
-			return Image{}, fmt.Errorf("%w: layer %d has diff ID %s, the config says %s: %w", ErrBlob, i, sums[i].diffID, clipText(want), digest.ErrMismatch)
+			return Image{}, fmt.Errorf("%w: layer %d has diff ID %s, the config says %s: %w", ErrBlob, i, sums[i].diffID, safetext.Clip(want, 80), digest.ErrMismatch)
 		}
 	}
 	d := digest.FromBytes(config)
@@ -107,7 +108,7 @@ func (a archive) sameOCIImage(config digest.Digest, layers []layerSum) error {
 	}
 	desc := idx.Manifests[0]
 	if desc.Digest.Algorithm != "sha256" || desc.Size < 0 || desc.Size > MaxManifestSize {
-		return fmt.Errorf("%w: index.json names a manifest by %q", ErrBlob, clipText(desc.Digest.String()))
+		return fmt.Errorf("%w: index.json names a manifest by %q", ErrBlob, safetext.Clip(desc.Digest.String(), 80))
 	}
 	body, err := a.readEntry(path.Join("blobs", "sha256", desc.Digest.Hex))
 	if err != nil {
@@ -121,7 +122,7 @@ func (a archive) sameOCIImage(config digest.Digest, layers []layerSum) error {
 		return errors.New("the archive's index.json names no image manifest")
 	}
 	if m.Config.Digest.String() != config.String() {
-		return fmt.Errorf("%w: index.json's image has config %s, manifest.json's %s: %w", ErrBlob, clipText(m.Config.Digest.String()), config, digest.ErrMismatch)
+		return fmt.Errorf("%w: index.json's image has config %s, manifest.json's %s: %w", ErrBlob, safetext.Clip(m.Config.Digest.String(), 80), config, digest.ErrMismatch)
 	}
 	if len(m.Layers) != len(layers) {
 		return fmt.Errorf("%w: index.json's image has %d layers, manifest.json's %d", ErrBlob, len(m.Layers), len(layers))
@@ -197,7 +198,7 @@ func (a *archive) catalog() error {
 func (c catalog) resolve(name string) (string, error) {
 	for hops := 0; ; hops++ {
 		if c.count[name] > 1 {
-			return "", fmt.Errorf("%w: %q is in the archive %d times", ErrBlob, clipText(name), c.count[name])
+			return "", fmt.Errorf("%w: %q is in the archive %d times", ErrBlob, safetext.Clip(name, 80), c.count[name])
 		}
 		t, ok := c.link[name]
 		if !ok {
@@ -250,7 +251,7 @@ func (a archive) scan(names []string, visit func(entry string, r io.Reader) erro
 		}
 	}
 	for n := range pending {
-		return nil, fmt.Errorf("%w: %q is not a file in the archive", ErrBlob, clipText(n))
+		return nil, fmt.Errorf("%w: %q is not a file in the archive", ErrBlob, safetext.Clip(n, 80))
 	}
 	return entryOf, nil
 }
@@ -268,7 +269,7 @@ func (a archive) readEntry(name string) ([]byte, error) {
 			return err
 		}
 		if len(b) > MaxManifestSize {
-			return fmt.Errorf("%q in the archive: larger than %d bytes", clipText(name), MaxManifestSize)
+			return fmt.Errorf("%q in the archive: larger than %d bytes", safetext.Clip(name, 80), MaxManifestSize)
 		}
 		out = b
 		return nil
@@ -290,7 +291,7 @@ func (a archive) layerSums(layers []string) ([]layerSum, error) {
 	entryOf, err := a.scan(layers, func(entry string, r io.Reader) error {
 		s, err := a.sum(r)
 		if err != nil {
-			return fmt.Errorf("layer %q: %w", clipText(entry), err)
+			return fmt.Errorf("layer %q: %w", safetext.Clip(entry, 80), err)
 		}
 		got[entry] = s
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/trustgate/trustgate/digest"
 
 	"github.com/trustgate/trustgate/internal/readfile"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Limits on what an image on disk may hold. Blobs (layers) are bounded by
@@ -30,7 +31,7 @@ const (
 	maxLayers       = 1024    // layers in one image
 )
 
-// ErrBlob: a blob of an image on disk is missing, of another size, or has
+// ErrBlob means a blob of an image on disk is missing, of another size, or has
 // another digest than its descriptor says.
 var ErrBlob = errors.New("image blob does not match its descriptor")
 
@@ -152,7 +153,7 @@ func (b blobs) manifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
 		}
 		return digest.Parse(m.Config.Digest.String())
 	}
-	return digest.Digest{}, fmt.Errorf("manifest %s: media type %q is not an image manifest or index", desc.Digest, clipText(string(mt)))
+	return digest.Digest{}, fmt.Errorf("manifest %s: media type %q is not an image manifest or index", desc.Digest, safetext.Clip(string(mt), 80))
 }
 
 // read reads a small blob whole and checks it.
@@ -188,7 +189,7 @@ func (b blobs) check(desc v1.Descriptor) error {
 // open opens the blob file desc names, a regular file inside the layout.
 func (b blobs) open(desc v1.Descriptor) (*os.File, error) {
 	if desc.Digest.Algorithm != "sha256" || len(desc.Digest.Hex) != 64 {
-		return nil, fmt.Errorf("%w: descriptor digest %q is not sha256", ErrBlob, clipText(desc.Digest.String()))
+		return nil, fmt.Errorf("%w: descriptor digest %q is not sha256", ErrBlob, safetext.Clip(desc.Digest.String(), 80))
 	}
 	if _, err := hex.DecodeString(desc.Digest.Hex); err != nil {
 		return nil, fmt.Errorf("%w: descriptor digest is not hex", ErrBlob)
@@ -237,18 +238,4 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 			return n, err
 		}
 	}
-}
-
-// clipText keeps a string from the image short and printable for messages.
-func clipText(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "..."
-	}
-	out := []rune(s)
-	for i, r := range out {
-		if r < 0x20 || r == 0x7f {
-			out[i] = '?'
-		}
-	}
-	return string(out)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/trustgate/trustgate/stack"
 )
 
-// ErrImage: an image could not be read or pinned.
+// ErrImage means an image could not be read or pinned.
 var ErrImage = errors.New("image")
 
 // Sources of an image.

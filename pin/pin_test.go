@@ -1329,7 +1329,7 @@ func readTar(t testing.TB, p string) []tarEntry {
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // CEL rules see these variables (documented in the README):
@@ -48,19 +50,10 @@ func compileCEL(expr string) (cel.Program, error) {
 	}
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
-		return nil, fmt.Errorf("does not compile: %s", firstLine(iss.Err().Error()))
+		return nil, fmt.Errorf("does not compile: %s", safetext.Line(iss.Err().Error()))
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("returns %s, not bool", ast.OutputType())
 	}
 	return env.Program(ast, cel.CostLimit(celCostLimit), cel.InterruptCheckFrequency(100))
-}
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }

@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
-// ErrSBOM: an SBOM document cannot be read one way only.
+// ErrSBOM means an SBOM document cannot be read one way only.
 var ErrSBOM = errors.New("SBOM is not canonical CycloneDX JSON")
 
 // DecodeSBOM reads a CycloneDX JSON document once, for every rule that
@@ -30,14 +32,14 @@ func DecodeSBOM(raw []byte) (*cdx.BOM, map[string]any, error) {
 	}
 	canonical, err := json.Marshal(&bom)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrSBOM, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSBOM, err)
 	}
 	var asRead, asMap any
 	if err := decodeNumbers(raw, &asRead); err != nil {
 		return nil, nil, fmt.Errorf("%w: not JSON", ErrSBOM)
 	}
 	if err := decodeNumbers(canonical, &asMap); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrSBOM, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSBOM, err)
 	}
 	if path := nonCanonicalKey(asRead, asMap, ""); path != "" {
 		return nil, nil, fmt.Errorf("%w: key %s differs only in case from the CycloneDX field", ErrSBOM, path)
@@ -76,7 +78,7 @@ func nonCanonicalKey(read, canon any, at string) string {
 			}
 			for ck := range c {
 				if strings.EqualFold(ck, k) {
-					return fmt.Sprintf("%s.%s (CycloneDX: %s)", at, printableKey(k), ck)
+					return fmt.Sprintf("%s.%s (CycloneDX: %s)", at, safetext.Clip(k, 64), ck)
 				}
 			}
 		}
@@ -92,16 +94,4 @@ func nonCanonicalKey(read, canon any, at string) string {
 		}
 	}
 	return ""
-}
-
-func printableKey(k string) string {
-	if len(k) > 64 {
-		k = k[:64] + "..."
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, k)
 }

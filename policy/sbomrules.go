@@ -10,6 +10,7 @@ import (
 
 	"github.com/anchore/packageurl-go"
 
+	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/sbomprop"
 )
 
@@ -119,7 +120,7 @@ func (p *Policy) celViolations(c ComponentFacts, f Facts) []Violation {
 		cancel()
 		switch {
 		case err != nil:
-			out = append(out, Violation{at, want, "evaluation error: " + firstLine(err.Error())})
+			out = append(out, Violation{at, want, "evaluation error: " + safetext.Line(err.Error())})
 		case val != types.True:
 			out = append(out, Violation{at, want, "false"})
 		}

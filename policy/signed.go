@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
@@ -18,6 +17,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/readfile"
 )
 
@@ -57,7 +57,7 @@ type TrustRoot struct {
 	Material root.TrustedMaterial
 }
 
-// ErrTrustRoot: the trust root itself is malformed.
+// ErrTrustRoot means the trust root itself is malformed.
 var ErrTrustRoot = errors.New("invalid policy trust root")
 
 // validate checks each identity as the policy loader checks its own.
@@ -197,7 +197,7 @@ type stateFile struct {
 // it: a lower version, or the same version with other content, is
 // ErrRollback.
 func (s *State) accept(p *Policy) error {
-	unlock, err := lockFile(s.Path + ".lock")
+	unlock, err := atomicfile.Lock(s.Path + ".lock")
 	if err != nil {
 		return fmt.Errorf("policy state %q: %w", s.Path, err)
 	}
@@ -222,7 +222,10 @@ func (s *State) accept(p *Policy) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.Path, out)
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+		return fmt.Errorf("policy state %q: %w", s.Path, err)
+	}
+	return atomicfile.Write(s.Path, out, 0o600)
 }
 
 // read returns the accepted policies by name (none when there is no state
@@ -256,48 +259,4 @@ func (s *State) read() (stateFile, error) {
 		}
 	}
 	return st, nil
-}
-
-// lockFile takes an exclusive lock on path (created if need be) and returns
-// its release.
-func lockFile(path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("policy state %q: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".policy-state-*")
-	if err != nil {
-		return fmt.Errorf("policy state %q: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("policy state %q: %w", path, err)
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"io"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 )
@@ -31,16 +30,6 @@ func Marshal(bom *cdx.BOM, v cdx.SpecVersion) ([]byte, error) {
 	}
 	bom.SerialNumber = contentUUID(unnumbered)
 	return encode(bom, v)
-}
-
-// Write is Marshal to w.
-func Write(w io.Writer, bom *cdx.BOM, v cdx.SpecVersion) error {
-	b, err := Marshal(bom, v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
 }
 
 func encode(bom *cdx.BOM, v cdx.SpecVersion) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/anchore/packageurl-go"
 
 	"github.com/trustgate/trustgate/pin"
+	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
 
@@ -52,11 +53,11 @@ func (g *generator) imageComponent(ctx context.Context, im stack.Image) (cdx.Com
 		Hashes:     &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: r.Digest.Hex()}},
 		PackageURL: imagePURL(im.Name, r),
 		Properties: props(
-			PropKind, "image",
-			PropImageSource, r.Source,
-			PropPath, im.OCILayout+im.Archive,
-			PropDigest, r.Digest.String(),
-			PropImageConfig, r.Config.String(),
+			sbomprop.Kind, "image",
+			sbomprop.ImageSource, r.Source,
+			sbomprop.Path, im.OCILayout+im.Archive,
+			sbomprop.Digest, r.Digest.String(),
+			sbomprop.ImageConfig, r.Config.String(),
 		),
 	}
 	if err := g.scanInto(ctx, &c, "image", r.syft); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/sbom"
+	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
 
@@ -64,10 +65,10 @@ func imageBOM(t *testing.T, s *stack.Stack) *cdx.BOM {
 func checkImage(t *testing.T, bom *cdx.BOM, wantDigest, wantSource string) {
 	t.Helper()
 	im := component(t, bom, "trustgate:image/gw")
-	if got := prop(im, sbom.PropDigest); got != wantDigest {
+	if got := prop(im, sbomprop.Digest); got != wantDigest {
 		t.Errorf("image digest %s, want %s", got, wantDigest)
 	}
-	if got := prop(im, sbom.PropImageSource); got != wantSource {
+	if got := prop(im, sbomprop.ImageSource); got != wantSource {
 		t.Errorf("image source %s, want %s", got, wantSource)
 	}
 	if !slices.Contains(purls(im), "pkg:apk/alpine/musl@1.2.5-r10?arch=x86_64&distro=alpine-3.22.2") {
@@ -77,7 +78,7 @@ func checkImage(t *testing.T, bom *cdx.BOM, wantDigest, wantSource string) {
 		t.Errorf("the Go binary inside the image was not cataloged: %v", purls(im))
 	}
 	gw := component(t, bom, "trustgate:gateway/gw")
-	if got := prop(gw, sbom.PropDigest); got != wantDigest {
+	if got := prop(gw, sbomprop.Digest); got != wantDigest {
 		t.Errorf("gateway running from the image has digest %s, want the image's %s", got, wantDigest)
 	}
 }

@@ -21,21 +21,6 @@ import (
 	"github.com/trustgate/trustgate/stack"
 )
 
-// Property names trustgate writes on components (see package sbomprop,
-// which verifiers read them through).
-const (
-	PropKind        = sbomprop.Kind
-	PropRole        = sbomprop.Role
-	PropPath        = sbomprop.Path
-	PropDigest      = sbomprop.Digest
-	PropCommand     = sbomprop.Command
-	PropImage       = sbomprop.Image
-	PropImageSource = sbomprop.ImageSource
-	PropImageConfig = sbomprop.ImageConfig
-	PropProvider    = sbomprop.Provider
-	PropCredential  = sbomprop.Credential
-)
-
 // Kinds of error Generate returns; match with errors.Is.
 var (
 	// ErrScan means syft could not catalog a component.
@@ -61,7 +46,7 @@ type Options struct {
 
 // Event reports progress on one component.
 type Event struct {
-	Kind, Name string // as in PropKind and the manifest
+	Kind, Name string // as in sbomprop.Kind and the manifest
 	Done       bool   // false when a scan starts, true when it ends
 	Packages   int    // packages found, when Done
 	Elapsed    time.Duration
@@ -168,9 +153,9 @@ func (g *generator) deploymentComponent() cdx.Component {
 		Description: md.Description,
 		Hashes:      &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: g.s.Source.Digest.Hex()}},
 		Properties: props(
-			PropKind, "deployment",
-			PropPath, filepath.Base(g.s.Source.File),
-			PropDigest, g.s.Source.Digest.String(),
+			sbomprop.Kind, "deployment",
+			sbomprop.Path, filepath.Base(g.s.Source.File),
+			sbomprop.Digest, g.s.Source.Digest.String(),
 		),
 	}
 }
@@ -188,8 +173,8 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 	if comp.Image != "" {
 		im := g.images[comp.Image]
 		c.Hashes = &[]cdx.Hash{{Algorithm: cdx.HashAlgoSHA256, Value: im.Digest.Hex()}}
-		c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropImage, comp.Image,
-			PropDigest, im.Digest.String(), PropCommand, argv)
+		c.Properties = props(sbomprop.Kind, comp.Kind, sbomprop.Role, comp.Role, sbomprop.Image, comp.Image,
+			sbomprop.Digest, im.Digest.String(), sbomprop.Command, argv)
 		g.dependOn(bomRef, ref("image", comp.Image))
 		return c, nil
 	}
@@ -213,8 +198,8 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 		d = fd.SHA256
 		c.Hashes = fileHashes(fd)
 	}
-	c.Properties = props(PropKind, comp.Kind, PropRole, comp.Role, PropPath, comp.Path,
-		PropDigest, d.String(), PropCommand, argv)
+	c.Properties = props(sbomprop.Kind, comp.Kind, sbomprop.Role, comp.Role, sbomprop.Path, comp.Path,
+		sbomprop.Digest, d.String(), sbomprop.Command, argv)
 
 	abs := filepath.Join(g.s.Source.Dir, filepath.FromSlash(comp.Path))
 	if err := g.scanInto(ctx, &c, comp.Kind, syftSource{provider, abs}); err != nil {
@@ -230,14 +215,14 @@ func (g *generator) modelComponent(m stack.Model) (cdx.Component, error) {
 		Name:    m.Name,
 		Version: m.Version,
 	}
-	kv := []string{PropKind, "model", PropProvider, m.Provider}
+	kv := []string{sbomprop.Kind, "model", sbomprop.Provider, m.Provider}
 	if m.File != "" {
 		fd, err := digest.File(g.root, m.File)
 		if err != nil {
 			return cdx.Component{}, fmt.Errorf("model %q: %w", m.Name, err)
 		}
 		c.Hashes = fileHashes(fd)
-		kv = append(kv, PropPath, m.File, PropDigest, fd.SHA256.String())
+		kv = append(kv, sbomprop.Path, m.File, sbomprop.Digest, fd.SHA256.String())
 	}
 	c.Properties = props(kv...)
 	if card := m.Card; card != nil {
@@ -276,7 +261,7 @@ func (g *generator) services(gateway string) []cdx.Service {
 			Authenticated:        &yes,
 			CrossesTrustBoundary: &yes,
 			// The reference only: where the credential is kept, never its value.
-			Properties: props(PropCredential, p.Credential.String()),
+			Properties: props(sbomprop.Credential, p.Credential.String()),
 		}
 		out = append(out, s)
 		g.dependOn(gateway, s.BOMRef)

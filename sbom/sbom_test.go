@@ -18,6 +18,7 @@ import (
 
 	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/sbom"
+	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
 )
 
@@ -160,7 +161,7 @@ func TestComponentHashesMatchSHA256Sum(t *testing.T) {
 	bom := decode(t, data)
 	for _, comp := range s.Components() {
 		c := component(t, bom, "trustgate:"+comp.Kind+"/"+comp.Name)
-		if got := prop(c, sbom.PropRole); got != comp.Role {
+		if got := prop(c, sbomprop.Role); got != comp.Role {
 			t.Errorf("%s: role %q, want %q", comp.Name, got, comp.Role)
 		}
 		file := filepath.Join(s.Source.Dir, comp.Path)
@@ -175,7 +176,7 @@ func TestComponentHashesMatchSHA256Sum(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := prop(c, sbom.PropDigest); got != want {
+			if got := prop(c, sbomprop.Digest); got != want {
 				t.Errorf("%s: tree digest %s, want %s", comp.Name, got, want)
 			}
 			continue
@@ -186,8 +187,8 @@ func TestComponentHashesMatchSHA256Sum(t *testing.T) {
 		if got, want := hash(c, cdx.HashAlgoSHA512), sumTool(t, "sha512sum", file); got != want {
 			t.Errorf("%s: SHA-512 %s, sha512sum says %s", comp.Name, got, want)
 		}
-		if got, want := prop(c, sbom.PropDigest), "sha256:"+hash(c, cdx.HashAlgoSHA256); got != want {
-			t.Errorf("%s: %s = %s, want %s", comp.Name, sbom.PropDigest, got, want)
+		if got, want := prop(c, sbomprop.Digest), "sha256:"+hash(c, cdx.HashAlgoSHA256); got != want {
+			t.Errorf("%s: %s = %s, want %s", comp.Name, sbomprop.Digest, got, want)
 		}
 	}
 	model := component(t, bom, "trustgate:model/tiny-guard")

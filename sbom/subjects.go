@@ -26,7 +26,7 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 	seen := map[string]attest.Subject{}
 	var out []attest.Subject
 	for _, c := range all {
-		d := sbomprop.Get(c.Properties, PropDigest)
+		d := sbomprop.Get(c.Properties, sbomprop.Digest)
 		if d == "" {
 			continue
 		}
@@ -42,7 +42,7 @@ func Subjects(bom *cdx.BOM) ([]attest.Subject, error) {
 		default:
 			return nil, fmt.Errorf("sbom: component %q: digest %s cannot be a subject", c.BOMRef, parsed.Algorithm())
 		}
-		s := attest.Subject{Name: sbomprop.Get(c.Properties, PropPath), Digest: map[string]string{alg: parsed.Hex()}}
+		s := attest.Subject{Name: sbomprop.Get(c.Properties, sbomprop.Path), Digest: map[string]string{alg: parsed.Hex()}}
 		if s.Name == "" {
 			s.Name = c.BOMRef
 		}

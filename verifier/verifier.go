@@ -198,7 +198,7 @@ type ImageAttestation struct {
 	Err    error
 }
 
-// ErrNoBundle: a cosign tag entry that carries no Sigstore bundle, which
+// ErrNoBundle means a cosign tag entry carries no Sigstore bundle, which
 // cannot be verified offline.
 var ErrNoBundle = errors.New("a cosign entry without a bundle cannot be verified offline")
 

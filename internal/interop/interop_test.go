@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,7 +313,8 @@ func TestSigstoreJSExitStatus(t *testing.T) {
 			cmd := exec.Command("node", append([]string{script}, tc.args...)...)
 			out, err := cmd.CombinedOutput()
 			got := 0
-			if exitErr, ok := err.(*exec.ExitError); ok {
+			var exitErr *exec.ExitError
+			if errors.As(err, &exitErr) {
 				got = exitErr.ExitCode()
 			} else if err != nil {
 				t.Fatal(err)

@@ -147,7 +147,7 @@ func (p *proc) waitReady(ctx context.Context, url string, check func(*http.Respo
 			if strings.Contains(tail, "address already in use") {
 				return fmt.Errorf("%s exited: %w\n%s", p.name, errPortInUse, tail)
 			}
-			return fmt.Errorf("%s exited before it was ready (%v); log %s:\n%s", p.name, p.err, p.logPath, tail)
+			return fmt.Errorf("%s exited before it was ready (%w); log %s:\n%s", p.name, p.err, p.logPath, tail)
 		}
 		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 		req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
@@ -177,7 +177,7 @@ func (p *proc) waitReady(ctx context.Context, url string, check func(*http.Respo
 		select {
 		case <-ctx.Done():
 			p.tailShown = true
-			return fmt.Errorf("%s not ready after %v (last error: %v); log %s:\n%s", p.name, readyTimeout, last, p.logPath, p.logTail(8<<10))
+			return fmt.Errorf("%s not ready after %v (last error: %w); log %s:\n%s", p.name, readyTimeout, last, p.logPath, p.logTail(8<<10))
 		case <-p.done:
 		case <-time.After(100 * time.Millisecond):
 		}

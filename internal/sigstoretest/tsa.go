@@ -67,7 +67,7 @@ func startTSA(ctx context.Context, bin, dir string, attempt int) (_ *tsaInstance
 	}
 	ti, lerr := startTSALocked(ctx, bin, dir, attempt)
 	if lerr != nil {
-		return nil, fmt.Errorf("%w (tried lock mode because: %v)", lerr, err)
+		return nil, fmt.Errorf("%w (tried lock mode because: %w)", lerr, err)
 	}
 	ti.why = err.Error()
 	return ti, nil
@@ -117,7 +117,7 @@ func startTSANetns(ctx context.Context, bin, dir string, attempt int) (_ *tsaIns
 	p, err := startProc("timestamp-server", bin, args, dir, logPathFor(dir, "tsa", attempt), attr)
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EACCES) {
-			return nil, fmt.Errorf("%w: %v", errNoNetns, err)
+			return nil, fmt.Errorf("%w: %w", errNoNetns, err)
 		}
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func lockTSA(ctx context.Context) (unlock func(), err error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("timestamp-server: port %d (its fixed metrics port) stays in use: %v", tsaMetricsPort, err)
+			return nil, fmt.Errorf("timestamp-server: port %d (its fixed metrics port) stays in use: %w", tsaMetricsPort, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

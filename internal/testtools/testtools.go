@@ -81,7 +81,7 @@ func Build(ctx context.Context, tool Tool) (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
 		return dst, nil
 	}

@@ -22,7 +22,7 @@ import (
 // digest. The server stops when the test ends.
 func Registry(t testing.TB, referrers bool, wrap func(http.Handler) http.Handler, repoTag string) (string, v1.Hash) {
 	t.Helper()
-	var h http.Handler = registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0)))
+	h := http.Handler(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/readfile"
 )
 
@@ -238,7 +239,7 @@ func deliver(cmd *cobra.Command, b *bundle.Bundle, path string, toStdout bool, i
 	errw := cmd.ErrOrStderr()
 	switch {
 	case path != "" && path != "-":
-		if err := writeFileAtomic(path, data, 0o644); err != nil {
+		if err := atomicfile.Write(path, data, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(errw, "wrote %s (signed by %s)\n", path, attest.Signer(b))

@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"text/tabwriter"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // NewAttestationsCmd builds "trustgate attestations".
@@ -67,22 +66,11 @@ to check the attestations.`,
 				// Everything here comes from the registry: anyone who can
 				// push may try to forge rows or hide them with control
 				// characters, so anything unprintable is shown quoted.
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(a.Source), printable(a.PredicateType), printable(a.Signer), printable(a.Digest))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", safetext.Quote(a.Source), safetext.Quote(a.PredicateType), safetext.Quote(a.Signer), safetext.Quote(a.Digest))
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
-}
-
-// printable returns s as it is when every character in it prints (spaces
-// included, tabs and newlines not), and Go-quoted otherwise.
-func printable(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return strconv.QuoteToASCII(s)
-		}
-	}
-	return s
 }

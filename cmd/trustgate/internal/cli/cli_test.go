@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,8 +128,8 @@ func TestBinaryExitCode(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != cli.ExitUsage {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != cli.ExitUsage {
 		t.Fatalf("err = %v, want exit status 2", err)
 	}
 	if !strings.HasPrefix(stderr.String(), "trustgate: "+bad.File+":") {

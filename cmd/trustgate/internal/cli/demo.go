@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
@@ -89,7 +90,7 @@ func runDemo(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	sbomPath := filepath.Join(dir, "sbom.cdx.json")
-	if err := writeFileAtomic(sbomPath, data, 0o644); err != nil {
+	if err := atomicfile.Write(sbomPath, data, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "   wrote %s: CycloneDX %s, %d bytes, serial %s\n\n", sbomPath, sbom.DefaultSpecVersion, len(data), bom.SerialNumber)
@@ -142,13 +143,15 @@ func demoVerify(cmd *cobra.Command, s *stack.Stack, cfg verifier.Config) error {
 	if err != nil {
 		return err
 	}
-	defer os.WriteFile(victim, orig, 0o644)
 	if err := os.WriteFile(victim, append(append([]byte{}, orig...), '#'), 0o644); err != nil {
 		return err
 	}
 	rel, _ := filepath.Rel(s.Source.Dir, victim)
 	fmt.Fprintf(out, "   now one byte is appended to %s, and the check runs again:\n", rel)
 	r, err = check()
+	if rerr := os.WriteFile(victim, orig, 0o644); rerr != nil && err == nil {
+		err = fmt.Errorf("putting %s back: %w", rel, rerr)
+	}
 	if err != nil {
 		return err
 	}
@@ -208,7 +211,7 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 		return nil, err
 	}
 	polPath := filepath.Join(dir, "policy.yaml")
-	if err := writeFileAtomic(polPath, text, 0o644); err != nil {
+	if err := atomicfile.Write(polPath, text, 0o644); err != nil {
 		return nil, err
 	}
 	p, err := policy.Parse(polPath, text, policy.Options{Now: now})
@@ -235,7 +238,7 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 		return nil, err
 	}
 	bundlePath := polPath + ".bundle.json"
-	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
+	if err := atomicfile.Write(bundlePath, raw, 0o644); err != nil {
 		return nil, err
 	}
 	trust := policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}}
@@ -270,10 +273,10 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 		return nil, err
 	}
 	keyPath, pubPath := filepath.Join(dir, "demo.key"), filepath.Join(dir, "demo.pub")
-	if err := writeFileAtomic(keyPath, priv, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, priv, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(pubPath, pub, 0o644); err != nil {
+	if err := atomicfile.Write(pubPath, pub, 0o644); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "   made a throwaway ECDSA P-256 key: %s (unencrypted, for the demo only) and %s\n", keyPath, pubPath)
@@ -286,7 +289,7 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 		return nil, err
 	}
 	bundlePath := filepath.Join(dir, "sbom.cdx.json.bundle.json")
-	if err := writeFileAtomic(bundlePath, raw, 0o644); err != nil {
+	if err := atomicfile.Write(bundlePath, raw, 0o644); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "   wrote %s: a Sigstore bundle (DSSE, in-toto Statement v1, predicate %s)\n", bundlePath, attest.PredicateCycloneDX)
@@ -301,7 +304,7 @@ func demoAttest(cmd *cobra.Command, dir string, kept bool, bom *cdx.BOM, data []
 		return key, nil
 	}
 	rootPath := filepath.Join(dir, "empty_trusted_root.json")
-	if err := writeFileAtomic(rootPath, []byte(emptyTrustedRoot), 0o644); err != nil {
+	if err := atomicfile.Write(rootPath, []byte(emptyTrustedRoot), 0o644); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "\n   Check it with cosign (an empty trusted root is enough for a key):\n")
@@ -316,14 +319,14 @@ func printSummary(out io.Writer, bom *cdx.BOM) {
 	fmt.Fprintln(tw, "   KIND\tNAME\tDIGEST\tPACKAGES\tFOR EXAMPLE")
 	for _, c := range *bom.Components {
 		n, sample := packages(c)
-		fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\n", sbomprop.Get(c.Properties, sbom.PropKind), c.Name,
-			short(sbomprop.Get(c.Properties, sbom.PropDigest)), n, sample)
+		fmt.Fprintf(tw, "   %s\t%s\t%s\t%d\t%s\n", sbomprop.Get(c.Properties, sbomprop.Kind), c.Name,
+			short(sbomprop.Get(c.Properties, sbomprop.Digest)), n, sample)
 	}
 	tw.Flush()
 	if bom.Services != nil {
 		fmt.Fprintln(out, "\n   Providers (credentials by reference only):")
 		for _, s := range *bom.Services {
-			fmt.Fprintf(out, "   - %s at %s, credential %s\n", s.Name, strings.Join(*s.Endpoints, ", "), sbomprop.Get(s.Properties, sbom.PropCredential))
+			fmt.Fprintf(out, "   - %s at %s, credential %s\n", s.Name, strings.Join(*s.Endpoints, ", "), sbomprop.Get(s.Properties, sbomprop.Credential))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/readfile"
 )
 
@@ -85,9 +86,9 @@ func runKeygen(cmd *cobra.Command, f keygenFlags) error {
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	write := writeFileExclusive
+	write := atomicfile.WriteNew
 	if f.force {
-		write = writeFileAtomic
+		write = atomicfile.Write
 	}
 	if err := write(keyPath, priv, 0o600); err != nil {
 		return err

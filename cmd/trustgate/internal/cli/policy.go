@@ -17,7 +17,9 @@ import (
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/readfile"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // NewPolicyCmd builds "trustgate policy" and its subcommands.
@@ -68,9 +70,9 @@ signing it.`,
 				_, err := cmd.OutOrStdout().Write(data)
 				return err
 			}
-			write := writeFileExclusive
+			write := atomicfile.WriteNew
 			if force {
-				write = writeFileAtomic
+				write = atomicfile.Write
 			}
 			if err := write(out, data, 0o644); err != nil {
 				return err
@@ -123,7 +125,7 @@ when the file cannot be read.`,
 			switch {
 			case errors.As(err, &ps):
 				for _, p := range ps {
-					fmt.Fprintln(cmd.OutOrStdout(), oneLine(p))
+					fmt.Fprintln(cmd.OutOrStdout(), safetext.Line(p.Error()))
 				}
 				return &exitError{code: ExitDenied, err: fmt.Errorf("%s: %d problem(s)", args[0], len(ps))}
 			case err != nil:

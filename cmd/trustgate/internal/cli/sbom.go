@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
 )
@@ -106,7 +107,7 @@ func runSBOM(cmd *cobra.Command, f sbomFlags) error {
 		if _, err := cmd.OutOrStdout().Write(data); err != nil {
 			return err
 		}
-	} else if err := writeFileAtomic(f.output, data, 0o644); err != nil {
+	} else if err := atomicfile.Write(f.output, data, 0o644); err != nil {
 		return err
 	}
 	if signed != nil {

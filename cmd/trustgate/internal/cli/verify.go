@@ -21,6 +21,7 @@ import (
 	"github.com/trustgate/trustgate/verify"
 
 	"github.com/trustgate/trustgate/internal/readfile"
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 const maxTrustFile = 4 << 20
@@ -136,7 +137,7 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	} else if verr == nil {
 		fmt.Fprintf(out, "PASS  %s  %s signed by %s (bundle %s)\n", target, res.PredicateType, signerName(signer), f.bundle)
 	} else {
-		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, oneLine(verr), f.bundle)
+		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, safetext.Line(verr.Error()), f.bundle)
 	}
 	if verr != nil {
 		return &exitError{code: ExitDenied, err: fmt.Errorf("%s: not verified", target)}
@@ -310,7 +311,7 @@ func printVerify(cmd *cobra.Command, r verify.Report) {
 		}
 		line := verdict + "\t" + d.Subject
 		if !d.Allowed {
-			line += fmt.Sprintf("\t%s: expected %s, found %s", d.Rule, printable(d.Expected), printable(d.Found))
+			line += fmt.Sprintf("\t%s: expected %s, found %s", d.Rule, safetext.Quote(d.Expected), safetext.Quote(d.Found))
 			if n := len(d.Violations); n > 1 {
 				line += fmt.Sprintf(" (and %d more)", n-1)
 			}
@@ -320,16 +321,9 @@ func printVerify(cmd *cobra.Command, r verify.Report) {
 	tw.Flush()
 	for _, e := range r.Evidence {
 		if e.Verified {
-			fmt.Fprintf(out, "evidence  %s: %s signed by %s, about %s\n", printable(e.Source), e.PredicateType, strings.Join(e.Signers, ", "), strings.Join(e.Subjects, ", "))
+			fmt.Fprintf(out, "evidence  %s: %s signed by %s, about %s\n", safetext.Quote(e.Source), e.PredicateType, strings.Join(e.Signers, ", "), strings.Join(e.Subjects, ", "))
 		} else {
-			fmt.Fprintf(out, "evidence  %s: not verified: %s\n", printable(e.Source), printable(firstLine(e.Error)))
+			fmt.Fprintf(out, "evidence  %s: not verified: %s\n", safetext.Quote(e.Source), safetext.Line(e.Error))
 		}
 	}
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

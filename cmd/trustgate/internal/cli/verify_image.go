@@ -8,6 +8,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
+	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/verifier"
 )
@@ -92,9 +93,9 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 	}
 	out := cmd.OutOrStdout()
 	for _, a := range res.Attestations {
-		where := printable(a.Source + " " + a.Digest)
+		where := safetext.Quote(a.Source + " " + a.Digest)
 		if a.Err != nil {
-			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", res.Image, where, printable(oneLine(a.Err)))
+			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", res.Image, where, safetext.Line(a.Err.Error()))
 			continue
 		}
 		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", res.Image, where, a.Result.PredicateType, signerName(signer))

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -185,8 +186,8 @@ func TestBinaryStopsOnSignal(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() == 0 {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 			t.Fatalf("after SIGTERM: %v, want a non-zero exit", err)
 		}
 	case <-time.After(30 * time.Second):
