@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/trustgate/trustgate/attest"
-	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testsign"
 )
 
@@ -22,17 +21,17 @@ func BenchmarkBundleKey(b *testing.B) {
 }
 
 // BenchmarkBundleKeyless: one keyless attestation (Fulcio certificate,
-// Rekor v2 inclusion proof and checkpoint, RFC 3161 timestamp) verified
-// offline against a trusted root.
+// Rekor entry with inclusion proof and promise, RFC 3161 timestamp, from
+// the in-process instance) verified offline against a trusted root. The
+// same against the real services: internal/peertest.
 func BenchmarkBundleKeyless(b *testing.B) {
-	env := sigstoretest.Start(b)
-	raw := testsign.Keyless(b, env, "artifact A")
-	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
-	id, err := NewIdentity(issuer, "", san, "")
+	v := testsign.NewVirtual(b)
+	raw := v.Keyless(b, "signer@example.com", []byte(statementJSON(attest.StatementType, sum("artifact A"), attest.PredicateCycloneDX)))
+	id, err := NewIdentity(testsign.Issuer, "", "signer@example.com", "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts := Options{Material: testsign.TrustedRoot(b, env, nil)}
+	opts := Options{Material: v.TrustedMaterial()}
 	art := Artifact{SHA256: sum("artifact A")}
 	b.ReportAllocs()
 	for b.Loop() {

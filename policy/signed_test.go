@@ -10,12 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
-	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testsign"
 )
 
@@ -164,11 +161,12 @@ func TestLoadSigned(t *testing.T) {
 	}
 }
 
-// A keyless-signed policy loads under the identity that signed it, with
-// the trusted root of the real Sigstore services on loopback, and is
-// refused under another identity.
+// A keyless-signed policy loads under the identity that signed it (the
+// in-process Sigstore; internal/peertest does the same against the real
+// services), and is refused under another identity or without a trusted
+// root.
 func TestLoadSignedKeyless(t *testing.T) {
-	env := sigstoretest.Start(t)
+	v := testsign.NewVirtual(t)
 	data := policyText(t, "5", "2027-01-01T00:00:00Z")
 	p, err := Parse("policy.yaml", data, Options{})
 	if err != nil {
@@ -178,26 +176,20 @@ func TestLoadSignedKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := attest.Services{Fulcio: env.FulcioURL, Rekor: []attest.Log{{URL: env.RekorURL, Version: 2}}, TSA: []string{env.TSAURL}}
-	b, err := attest.SignKeyless(context.Background(), st, env.Token(t, sigstoretest.DefaultIdentity), svc)
+	payload, err := st.Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := attest.MarshalBundle(b)
-	material, err := root.NewTrustedRootFromJSON(env.TrustedRootJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
-	good := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, Subject: san}}}
-	if _, err := LoadSigned("policy.yaml", data, raw, good, "example", nil, time.Now()); err != nil {
+	raw := v.Keyless(t, "policy-signer@example.com", payload)
+	good := TrustRoot{Material: v.TrustedMaterial(), Identities: []Identity{{Issuer: testsign.Issuer, Subject: "policy-signer@example.com"}}}
+	if _, err := LoadSigned("policy.yaml", data, raw, good, "example", nil, signNow); err != nil {
 		t.Fatalf("keyless policy does not load: %v", err)
 	}
-	other := TrustRoot{Material: material, Identities: []Identity{{Issuer: issuer, SubjectRegexp: `^someone-else@.*$`}}}
-	if _, err := LoadSigned("policy.yaml", data, raw, other, "example", nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+	other := TrustRoot{Material: v.TrustedMaterial(), Identities: []Identity{{Issuer: testsign.Issuer, SubjectRegexp: `^someone-else@.*$`}}}
+	if _, err := LoadSigned("policy.yaml", data, raw, other, "example", nil, signNow); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("other identity: got %v, want ErrUntrustedSigner", err)
 	}
-	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, "example", nil, time.Now()); !errors.Is(err, ErrUntrustedSigner) {
+	if _, err := LoadSigned("policy.yaml", data, raw, TrustRoot{Identities: good.Identities}, "example", nil, signNow); !errors.Is(err, ErrUntrustedSigner) {
 		t.Fatalf("no trusted root: got %v, want ErrUntrustedSigner", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
-	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testsign"
 )
 
@@ -30,11 +29,10 @@ func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // replaced by ones that fail the test, then key, keyless and deployment
 // checks run (the fixtures are made before, with the network allowed).
 func TestNoNetwork(t *testing.T) {
-	env := sigstoretest.Start(t)
-	keylessRaw := testsign.Keyless(t, env, "artifact A")
-	material := testsign.TrustedRoot(t, env, nil)
-	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
-	id, err := bundle.NewIdentity(issuer, "", san, "")
+	v := testsign.NewVirtual(t)
+	keylessRaw := v.Keyless(t, "signer@example.com", []byte(testsign.StatementJSON(attest.StatementType, testsign.Sum("artifact A"), attest.PredicateCycloneDX)))
+	material := v.TrustedMaterial()
+	id, err := bundle.NewIdentity(testsign.Issuer, "", "signer@example.com", "")
 	if err != nil {
 		t.Fatal(err)
 	}

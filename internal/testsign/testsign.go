@@ -5,12 +5,21 @@ package testsign
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"testing"
+	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/sigstoretest"
@@ -21,14 +30,7 @@ import (
 func Bundle(t testing.TB, st *attest.Statement, k *attest.Key) []byte {
 	t.Helper()
 	b, err := attest.Sign(context.Background(), st, k, attest.Services{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := attest.MarshalBundle(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return marshal(t, b, err)
 }
 
 // BOMPredicate is a minimal CycloneDX predicate.
@@ -55,14 +57,7 @@ func Payload(t testing.TB, k *attest.Key, payload, payloadType string) []byte {
 		t.Fatal(err)
 	}
 	b, err := attest.ParseBundleProto(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := attest.MarshalBundle(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return marshal(t, b, err)
 }
 
 // Edit decodes a bundle, lets f change it, and encodes it again.
@@ -100,6 +95,12 @@ func KeylessStatement(t testing.TB, env *sigstoretest.Env, st *attest.Statement,
 	t.Helper()
 	svc := attest.Services{Fulcio: env.FulcioURL, Rekor: []attest.Log{{URL: env.RekorURL, Version: 2}}, TSA: []string{env.TSAURL}}
 	b, err := attest.SignKeyless(context.Background(), st, env.Token(t, identity), svc)
+	return marshal(t, b, err)
+}
+
+// marshal is the bundle b as JSON, failing the test on err or any error.
+func marshal(t testing.TB, b *sgbundle.Bundle, err error) []byte {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +127,106 @@ func TrustedRoot(t testing.TB, env *sigstoretest.Env, f func(m map[string]any)) 
 		t.Fatal(err)
 	}
 	return tr
+}
+
+// Virtual is an in-process Sigstore (sigstore-go's virtual Fulcio, Rekor
+// and timestamp authority): keyless bundles for unit tests that need no
+// peer program. Its TrustedMaterial is what such bundles verify against.
+type Virtual struct {
+	vs *ca.VirtualSigstore
+}
+
+// NewVirtual starts an in-process Sigstore.
+func NewVirtual(t testing.TB) *Virtual {
+	t.Helper()
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Virtual{vs: vs}
+}
+
+// TrustedMaterial is the virtual instance's trusted root, without CT logs:
+// its certificates carry no SCTs, as a private Fulcio without a CT log
+// issues them.
+func (v *Virtual) TrustedMaterial() root.TrustedMaterial { return noCTLogs{v.vs} }
+
+// WithCTLogs is the trusted root with the virtual CT log, which every
+// certificate must then carry an SCT from (and these do not).
+func (v *Virtual) WithCTLogs() root.TrustedMaterial { return v.vs }
+
+type noCTLogs struct{ root.TrustedMaterial }
+
+func (noCTLogs) CTLogs() map[string]*root.TransparencyLog { return nil }
+
+// Issuer is the OIDC issuer the virtual instance's certificates name.
+const Issuer = "https://issuer.virtual.example"
+
+// complete adds to a virtual log entry what a bundle carries and the
+// virtual instance leaves out: the entry's kind and version, and its
+// inclusion promise (the log's signed entry timestamp).
+func (v *Virtual) complete(t testing.TB, tle *protorekor.TransparencyLogEntry) *protorekor.TransparencyLogEntry {
+	t.Helper()
+	var body struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+	}
+	if err := json.Unmarshal(tle.CanonicalizedBody, &body); err != nil {
+		t.Fatal(err)
+	}
+	tle.KindVersion = &protorekor.KindVersion{Kind: body.Kind, Version: body.APIVersion}
+	set, err := v.vs.RekorSignPayload(tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex,
+		LogID: hex.EncodeToString(tle.LogId.KeyId),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	return tle
+}
+
+// Keyless signs statement (JSON) as identity, keyless: a Fulcio
+// certificate, a Rekor entry with its inclusion proof and promise, and an
+// RFC 3161 timestamp, as a Sigstore bundle v0.3.
+func (v *Virtual) Keyless(t testing.TB, identity string, statement []byte) []byte {
+	t.Helper()
+	e, err := v.vs.AttestAtTime(identity, Issuer, statement, time.Now().Add(5*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, _ := e.VerificationContent()
+	sc, _ := e.SignatureContent()
+	env := sc.(*sgbundle.Envelope).Envelope
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := e.TlogEntries()
+	stamps, _ := e.Timestamps()
+	pb := &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: payload, PayloadType: env.PayloadType,
+			Signatures: []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	for _, entry := range entries {
+		pb.VerificationMaterial.TlogEntries = append(pb.VerificationMaterial.TlogEntries, v.complete(t, entry.TransparencyLogEntry()))
+	}
+	tvd := &protobundle.TimestampVerificationData{}
+	for _, s := range stamps {
+		tvd.Rfc3161Timestamps = append(tvd.Rfc3161Timestamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: s})
+	}
+	pb.VerificationMaterial.TimestampVerificationData = tvd
+	b, err := attest.ParseBundleProto(pb)
+	return marshal(t, b, err)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
-	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/policy"
 )
@@ -19,9 +18,8 @@ import (
 // signer's bundle, given twice, re-encoded, or signed again with a fresh
 // certificate, is still one signature. Two identities meet it.
 func TestThresholdCountsSignersNotEvidence(t *testing.T) {
-	env := sigstoretest.Start(t)
-	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
-	_, san2 := env.Identity("second@example.com")
+	v := testsign.NewVirtual(t)
+	issuer, san, san2 := testsign.Issuer, "signer@example.com", "second@example.com"
 	gw := digest.FromBytes([]byte("gateway v1"))
 	manifest := digest.FromBytes([]byte("stack manifest v1"))
 	policyText := `apiVersion: trustgate.dev/v1
@@ -50,16 +48,20 @@ components:
 		if err != nil {
 			t.Fatal(err)
 		}
-		return testsign.KeylessStatement(t, env, st, identity)
+		raw, err := st.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Keyless(t, identity, raw)
 	}
-	one := sign(sigstoretest.DefaultIdentity)
+	one := sign(san)
 	respelled := testsign.Edit(t, one, func(m map[string]any) {
 		sig := testsign.Envelope(m)["signatures"].([]any)[0].(map[string]any)
 		raw, _ := base64.StdEncoding.DecodeString(sig["sig"].(string))
 		sig["sig"] = base64.RawURLEncoding.EncodeToString(raw)
 	})
 	check := func(ev ...[]byte) Report {
-		d := Deployment{Policy: p, Material: testsign.TrustedRoot(t, env, nil), Now: time.Now(),
+		d := Deployment{Policy: p, Material: v.TrustedMaterial(), Now: time.Now(),
 			Manifest:   Manifest{Name: "deploy", Digest: manifest},
 			Components: []Measured{{Kind: "gateway", Name: "gw", Digest: gw}}}
 		for i, raw := range ev {
@@ -71,7 +73,7 @@ components:
 		"once":                            {one},
 		"the same bundle twice":           {one, one},
 		"a re-encoded copy":               {one, respelled},
-		"signed again, a new certificate": {one, sign(sigstoretest.DefaultIdentity)},
+		"signed again, a new certificate": {one, sign(san)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := check(ev...)
@@ -84,5 +86,5 @@ components:
 		})
 	}
 	// Two identities, one per name: two signers.
-	expectAllowed(t, check(one, sign("second@example.com")))
+	expectAllowed(t, check(one, sign(san2)))
 }
