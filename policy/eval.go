@@ -257,7 +257,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 	d := Decision{Subject: c.Kind + "/" + c.Name, Mode: ModeEnforce}
 	i, pc := p.lookup(c.Kind, c.Name)
 	if pc == nil {
-		if p.Default == "audit" {
+		if p.Default == ModeAudit {
 			d.Mode = ModeAudit
 		}
 		d.Violations = append(d.Violations, Violation{Rule: "default", Expected: "a components entry for " + d.Subject, Found: "none"})

@@ -155,9 +155,9 @@ func (c *checker) check() {
 	}
 	c.expiry()
 	switch p.Default {
-	case "", "deny", "audit":
+	case "", ModeEnforce, ModeAudit, "deny": // deny: the earlier word for enforce
 	default:
-		c.fail("default", ErrInvalid, "want deny or audit")
+		c.fail("default", ErrInvalid, "want enforce or audit")
 	}
 	c.signerList()
 	c.providers()

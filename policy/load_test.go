@@ -119,3 +119,19 @@ func TestIdentityMatches(t *testing.T) {
 		t.Error("PublicKey: want the key signer's key, and nil for keyless")
 	}
 }
+
+// default takes the words a component's mode takes; deny, the earlier word
+// for enforce, still loads.
+func TestDefaultWords(t *testing.T) {
+	good, err := os.ReadFile("testdata/policies/good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("testdata/policies")
+	for word, ok := range map[string]bool{"enforce": true, "audit": true, "deny": true, "allow": false, "Enforce": false} {
+		_, err := Parse("p.yaml", append(append([]byte{}, good...), []byte("\ndefault: "+word+"\n")...), Options{Dir: dir})
+		if (err == nil) != ok || (!ok && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("default: %s: %v", word, err)
+		}
+	}
+}

@@ -41,7 +41,8 @@ type Policy struct {
 	// --attest, a provenance) signed by any of the policy's signers.
 	Manifest *ManifestRule `yaml:"manifest,omitempty" json:"manifest,omitempty"`
 	// Default is the mode for a component the policy does not name:
-	// "deny" (the default) or "audit".
+	// ModeEnforce (the default: denied) or ModeAudit, the words a
+	// component's mode uses. "deny", the earlier word, means enforce.
 	Default string `yaml:"default,omitempty" json:"default,omitempty"`
 
 	// Set by Parse.
