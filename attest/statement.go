@@ -54,9 +54,9 @@ const (
 
 // Statement errors.
 var (
-	ErrPredicateType = errors.New("invalid predicate type")
-	ErrPredicate     = errors.New("invalid predicate")
-	ErrSubject       = errors.New("invalid subject")
+	ErrPredicateType  = errors.New("invalid predicate type")
+	ErrPredicate      = errors.New("invalid predicate")
+	ErrInvalidSubject = errors.New("invalid subject")
 )
 
 // PredicateType resolves a --type value: a short name (cyclonedx,
@@ -108,10 +108,10 @@ func NewStatement(predicateType string, predicate []byte, subjects ...Subject) (
 		return nil, fmt.Errorf("%w: not a JSON object", ErrPredicate)
 	}
 	if len(subjects) == 0 {
-		return nil, fmt.Errorf("%w: a statement needs at least one subject", ErrSubject)
+		return nil, fmt.Errorf("%w: a statement needs at least one subject", ErrInvalidSubject)
 	}
 	if len(subjects) > MaxSubjects {
-		return nil, fmt.Errorf("%w: %d subjects, more than %d", ErrSubject, len(subjects), MaxSubjects)
+		return nil, fmt.Errorf("%w: %d subjects, more than %d", ErrInvalidSubject, len(subjects), MaxSubjects)
 	}
 	subs := append([]Subject(nil), subjects...)
 	sort.SliceStable(subs, func(i, j int) bool { return subs[i].Name < subs[j].Name })
@@ -120,7 +120,7 @@ func NewStatement(predicateType string, predicate []byte, subjects ...Subject) (
 			return nil, err
 		}
 		if i > 0 && subs[i-1].Name == s.Name {
-			return nil, fmt.Errorf("%w: %q named twice", ErrSubject, s.Name)
+			return nil, fmt.Errorf("%w: %q named twice", ErrInvalidSubject, s.Name)
 		}
 	}
 	st := &Statement{Type: StatementType, Subject: subs, PredicateType: predicateType, Predicate: compact.Bytes()}
@@ -134,18 +134,18 @@ func NewStatement(predicateType string, predicate []byte, subjects ...Subject) (
 
 func (s Subject) validate() error {
 	if s.Name == "" || len(s.Name) > maxNameLength || strings.ContainsAny(s.Name, "\x00\n") {
-		return fmt.Errorf("%w: name %q is empty, too long or has control characters", ErrSubject, safetext.Clip(s.Name, 80))
+		return fmt.Errorf("%w: name %q is empty, too long or has control characters", ErrInvalidSubject, safetext.Clip(s.Name, 80))
 	}
 	if len(s.Digest) == 0 {
-		return fmt.Errorf("%w: %q has no digest", ErrSubject, s.Name)
+		return fmt.Errorf("%w: %q has no digest", ErrInvalidSubject, s.Name)
 	}
 	for alg, v := range s.Digest {
 		n := intoto.HashAlgorithm(alg).HexLength()
 		if alg != "sha256" && alg != "sha512" && alg != "dirHash" {
-			return fmt.Errorf("%w: %q: digest algorithm %q is not one trustgate writes (sha256, sha512, dirHash)", ErrSubject, s.Name, alg)
+			return fmt.Errorf("%w: %q: digest algorithm %q is not one trustgate writes (sha256, sha512, dirHash)", ErrInvalidSubject, s.Name, alg)
 		}
 		if b, err := hex.DecodeString(v); err != nil || len(b) != n || strings.ToLower(v) != v {
-			return fmt.Errorf("%w: %q: %s digest is not %d bytes of lower-case hex", ErrSubject, s.Name, alg, n)
+			return fmt.Errorf("%w: %q: %s digest is not %d bytes of lower-case hex", ErrInvalidSubject, s.Name, alg, n)
 		}
 	}
 	return nil
@@ -166,7 +166,7 @@ func (st *Statement) checkSpec() error {
 		return fmt.Errorf("%w: duplicate keys or numbers out of range (the in-toto types refuse it)", ErrPredicate)
 	}
 	if err := pb.Validate(); err != nil {
-		return fmt.Errorf("%w: in-toto validation: %w", ErrSubject, err)
+		return fmt.Errorf("%w: in-toto validation: %w", ErrInvalidSubject, err)
 	}
 	return nil
 }

@@ -70,15 +70,15 @@ func TestNewStatementRejects(t *testing.T) {
 		{"predicate an array", PredicateCycloneDX, `[1,2]`, []Subject{good}, ErrPredicate},
 		{"predicate empty", PredicateCycloneDX, ``, []Subject{good}, ErrPredicate},
 		{"predicate type relative", "bom", testPredicate, []Subject{good}, ErrPredicateType},
-		{"no subject", PredicateCycloneDX, testPredicate, nil, ErrSubject},
-		{"empty name", PredicateCycloneDX, testPredicate, []Subject{{Digest: good.Digest}}, ErrSubject},
-		{"no digest", PredicateCycloneDX, testPredicate, []Subject{{Name: "f"}}, ErrSubject},
-		{"sha1 only", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha1": strings.Repeat("a", 40)}}}, ErrSubject},
-		{"unknown algorithm", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"blake9": sha("f")}}}, ErrSubject},
-		{"short digest", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha256": "abcd"}}}, ErrSubject},
-		{"upper-case hex", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha256": strings.ToUpper(sha("f"))}}}, ErrSubject},
-		{"same name twice", PredicateCycloneDX, testPredicate, []Subject{good, good}, ErrSubject},
-		{"newline in name", PredicateCycloneDX, testPredicate, []Subject{{Name: "a\nb", Digest: good.Digest}}, ErrSubject},
+		{"no subject", PredicateCycloneDX, testPredicate, nil, ErrInvalidSubject},
+		{"empty name", PredicateCycloneDX, testPredicate, []Subject{{Digest: good.Digest}}, ErrInvalidSubject},
+		{"no digest", PredicateCycloneDX, testPredicate, []Subject{{Name: "f"}}, ErrInvalidSubject},
+		{"sha1 only", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha1": strings.Repeat("a", 40)}}}, ErrInvalidSubject},
+		{"unknown algorithm", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"blake9": sha("f")}}}, ErrInvalidSubject},
+		{"short digest", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha256": "abcd"}}}, ErrInvalidSubject},
+		{"upper-case hex", PredicateCycloneDX, testPredicate, []Subject{{Name: "f", Digest: map[string]string{"sha256": strings.ToUpper(sha("f"))}}}, ErrInvalidSubject},
+		{"same name twice", PredicateCycloneDX, testPredicate, []Subject{good, good}, ErrInvalidSubject},
+		{"newline in name", PredicateCycloneDX, testPredicate, []Subject{{Name: "a\nb", Digest: good.Digest}}, ErrInvalidSubject},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -180,14 +180,14 @@ func TestFileSubject(t *testing.T) {
 
 func TestFileSubjectRejects(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := FileSubject(filepath.Join(dir, "missing")); !errors.Is(err, ErrSubject) {
+	if _, err := FileSubject(filepath.Join(dir, "missing")); !errors.Is(err, ErrInvalidSubject) {
 		t.Fatalf("missing: %v", err)
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FileSubject(fifo); !errors.Is(err, ErrSubject) {
+	if _, err := FileSubject(fifo); !errors.Is(err, ErrInvalidSubject) {
 		t.Fatalf("fifo: %v", err)
 	}
 	tree := filepath.Join(dir, "tree")
@@ -201,7 +201,7 @@ func TestFileSubjectRejects(t *testing.T) {
 	if err := os.Symlink(secret, filepath.Join(tree, "link")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FileSubject(tree); !errors.Is(err, ErrSubject) {
+	if _, err := FileSubject(tree); !errors.Is(err, ErrInvalidSubject) {
 		t.Fatalf("link out of tree: %v", err)
 	}
 }

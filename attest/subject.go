@@ -17,7 +17,7 @@ import (
 func FileSubject(path string) (Subject, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
+		return Subject{}, fmt.Errorf("%w: %w", ErrInvalidSubject, err)
 	}
 	dir, base := filepath.Split(filepath.Clean(path))
 	if dir == "" {
@@ -25,7 +25,7 @@ func FileSubject(path string) (Subject, error) {
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
+		return Subject{}, fmt.Errorf("%w: %w", ErrInvalidSubject, err)
 	}
 	defer root.Close()
 	s := Subject{Name: subjectName(path)}
@@ -33,17 +33,17 @@ func FileSubject(path string) (Subject, error) {
 	case fi.Mode().IsRegular():
 		d, err := digest.File(root, base)
 		if err != nil {
-			return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
+			return Subject{}, fmt.Errorf("%w: %w", ErrInvalidSubject, err)
 		}
 		s.Digest = map[string]string{"sha256": d.SHA256.Hex()}
 	case fi.IsDir():
 		d, err := digest.Tree(root, base)
 		if err != nil {
-			return Subject{}, fmt.Errorf("%w: %w", ErrSubject, err)
+			return Subject{}, fmt.Errorf("%w: %w", ErrInvalidSubject, err)
 		}
 		s.Digest = map[string]string{"dirHash": d.Hex()}
 	default:
-		return Subject{}, fmt.Errorf("%w: %q is neither a regular file nor a directory", ErrSubject, path)
+		return Subject{}, fmt.Errorf("%w: %q is neither a regular file nor a directory", ErrInvalidSubject, path)
 	}
 	return s, nil
 }

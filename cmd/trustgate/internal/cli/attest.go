@@ -271,12 +271,12 @@ func resolveSubject(ctx context.Context, s string) (attest.Subject, *name.Digest
 	image := !explicitPath && looksLikeImage(s)
 	switch {
 	case statErr == nil && image:
-		return attest.Subject{}, nil, fmt.Errorf("%w: ambiguous: a file or folder of that name exists and it is also an image reference; write ./%s for the file", attest.ErrSubject, s)
+		return attest.Subject{}, nil, fmt.Errorf("%w: ambiguous: a file or folder of that name exists and it is also an image reference; write ./%s for the file", attest.ErrInvalidSubject, s)
 	case statErr == nil || explicitPath:
 		sub, err := attest.FileSubject(s)
 		return sub, nil, err
 	case !image:
-		return attest.Subject{}, nil, fmt.Errorf("%w: no such file or folder, and not an image reference with a registry host (such as registry.example.com/app:1.0)", attest.ErrSubject)
+		return attest.Subject{}, nil, fmt.Errorf("%w: no such file or folder, and not an image reference with a registry host (such as registry.example.com/app:1.0)", attest.ErrInvalidSubject)
 	}
 	d, sub, err := attest.ImageSubject(ctx, s, attest.Registry{})
 	if err != nil {
