@@ -3,6 +3,7 @@ package digest_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -256,5 +257,34 @@ func BenchmarkFile(b *testing.B) {
 		if _, err := digest.File(root, "f"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Tree is dirhash's h1, byte for byte, links included; a file reached by
+// several links is read once, so that links cannot multiply the work.
+func TestTreeIsDirhash(t *testing.T) {
+	dir := writeTree(t, map[string]string{"p/a.py": "a", "p/sub/b.py": "bb", "p/shared.py": "shared"})
+	for _, l := range []string{"s1.py", "s2.py", "sub/s3.py"} {
+		target := "shared.py"
+		if strings.HasPrefix(l, "sub/") {
+			target = "../shared.py"
+		}
+		if err := os.Symlink(target, filepath.Join(dir, "p", l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := digest.Tree(openRoot(t, dir), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"a.py", "s1.py", "s2.py", "shared.py", "sub/b.py", "sub/s3.py"}
+	want, err := dirhash.Hash1(files, func(name string) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(dir, "p", filepath.FromSlash(name)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want {
+		t.Fatalf("Tree %s, dirhash %s", got, want)
 	}
 }

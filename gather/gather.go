@@ -44,13 +44,13 @@ func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement,
 	}
 	defer root.Close()
 	m := &Measurement{Manifest: verify.Manifest{Name: s.Metadata.Name, Digest: s.Source.Digest}}
-	images := map[string]digest.Digest{}
+	images := map[string]pin.Image{}
 	for _, im := range s.Images {
 		p, err := pin.Resolve(ctx, s.Source.Dir, im, reg)
 		if err != nil {
 			return nil, err
 		}
-		images[im.Name] = p.Digest
+		images[im.Name] = p
 		m.Images = append(m.Images, p)
 		m.Components = append(m.Components, verify.Measured{Kind: "image", Name: im.Name, Digest: p.Digest, Unpinned: p.Tag})
 	}
@@ -58,11 +58,12 @@ func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement,
 		mc := verify.Measured{Kind: c.Kind, Name: c.Name, Role: c.Role, Argv: c.Argv()}
 		switch {
 		case c.Image != "":
-			d, ok := images[c.Image]
+			p, ok := images[c.Image]
 			if !ok {
 				return nil, fmt.Errorf("%s %q runs from image %q, which the stack does not list", c.Kind, c.Name, c.Image)
 			}
-			mc.Digest = d
+			// A tag binds the component no better than the image entry.
+			mc.Digest, mc.Unpinned = p.Digest, p.Tag
 		default:
 			d, err := pathDigest(root, c.Path)
 			if err != nil {
@@ -105,6 +106,10 @@ func pathDigest(root *os.Root, p string) (digest.Digest, error) {
 	return fd.SHA256, nil
 }
 
+// MaxAttachedBytes bounds what Attached keeps in memory: every attestation
+// read from the registries of one stack.
+const MaxAttachedBytes = 256 << 20
+
 // Files reads bundle files, each at most attest.MaxBundleSize bytes.
 func Files(paths ...string) ([]verify.Evidence, error) {
 	var out []verify.Evidence
@@ -121,17 +126,26 @@ func Files(paths ...string) ([]verify.Evidence, error) {
 // Attached reads the attestations stored beside each registry image of
 // the measurement (referrers, then the cosign tag), at the digest it was
 // pinned to; layouts and archives have none.
+//
+// Each image digest is read once, however many entries name it, and all
+// the attestations read together may not exceed MaxAttachedBytes.
 func Attached(ctx context.Context, m *Measurement, reg pin.Registry) ([]verify.Evidence, error) {
 	var out []verify.Evidence
+	seen := map[string]bool{}
+	total := 0
 	for _, im := range m.Images {
-		if im.Source != pin.SourceRef {
+		if im.Source != pin.SourceRef || seen[im.Ref.String()] {
 			continue
 		}
+		seen[im.Ref.String()] = true
 		as, err := attest.Attachments(ctx, im.Ref, reg)
 		if err != nil {
 			return nil, err
 		}
 		for _, a := range as {
+			if total += len(a.Bundle); total > MaxAttachedBytes {
+				return nil, fmt.Errorf("the attestations stored beside the stack's images exceed %d bytes", MaxAttachedBytes)
+			}
 			// A cosign entry without a bundle (Raw nil) is reported as
 			// unverifiable rather than left out.
 			out = append(out, verify.Evidence{Source: a.Source + " " + im.Ref.Context().Name() + "@" + a.Digest, Raw: a.Bundle})

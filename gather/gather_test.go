@@ -50,6 +50,8 @@ agents:
 images:
   - name: gateway
     ref: ` + ref + `
+  - name: gateway-again
+    ref: ` + ref + `
 `
 	s, err := stack.Parse("stack.yaml", dir, []byte(manifest))
 	if err != nil {
@@ -63,7 +65,7 @@ images:
 	got := map[string]string{}
 	for _, c := range m.Components {
 		got[c.Kind+"/"+c.Name] = c.Digest.String()
-		if c.Kind == "image" && c.Unpinned != ref {
+		if (c.Kind == "image" || c.Kind == "gateway") && c.Unpinned != ref {
 			t.Fatalf("a tag reference measured as pinned: %+v", c)
 		}
 	}
@@ -96,6 +98,7 @@ images:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two entries name one image: its attestations are read once.
 	if len(ev) != 1 || !strings.HasPrefix(ev[0].Source, "referrer ") || len(ev[0].Raw) == 0 || !strings.Contains(ev[0].Source, "@") {
 		t.Fatalf("evidence %+v", ev)
 	}

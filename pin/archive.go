@@ -148,6 +148,7 @@ type archive struct {
 type catalog struct {
 	count map[string]int
 	link  map[string]string
+	typ   map[string]byte // the tar type of each name (the last, when twice)
 }
 
 // catalog reads every header once. Link targets are names inside the
@@ -160,7 +161,7 @@ func (a *archive) catalog() error {
 		return err
 	}
 	defer f.Close()
-	a.cat = catalog{count: map[string]int{}, link: map[string]string{}}
+	a.cat = catalog{count: map[string]int{}, link: map[string]string{}, typ: map[string]byte{}}
 	tr := tar.NewReader(f)
 	for n := 0; ; n++ {
 		if n >= maxArchiveEntries {
@@ -170,14 +171,15 @@ func (a *archive) catalog() error {
 			return err
 		}
 		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
+		if errors.Is(err, io.EOF) {
+			return a.cat.check()
 		}
 		if err != nil {
 			return fmt.Errorf("reading the archive: %w", err)
 		}
 		name := clean(h.Name)
 		a.cat.count[name]++
+		a.cat.typ[name] = h.Typeflag
 		switch h.Typeflag {
 		case tar.TypeSymlink:
 			target := h.Linkname
@@ -189,6 +191,25 @@ func (a *archive) catalog() error {
 			a.cat.link[name] = clean(h.Linkname)
 		}
 	}
+}
+
+// check refuses an archive whose names a loader that unpacks it would
+// resolve differently than trustgate reads them: an entry below a link or
+// below a file (unpacked, a folder link makes "a/config.json" another
+// entry's bytes), or a hard link to a symbolic link (unpacked, the link is
+// copied beside the hard link and resolves from there).
+func (c catalog) check() error {
+	for name := range c.typ {
+		for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
+			if t, ok := c.typ[dir]; ok && t != tar.TypeDir {
+				return fmt.Errorf("%w: %q lies below %q, which is not a folder", ErrBlob, safetext.Clip(name, 80), safetext.Clip(dir, 80))
+			}
+		}
+		if c.typ[name] == tar.TypeLink && c.typ[c.link[name]] == tar.TypeSymlink {
+			return fmt.Errorf("%w: %q is a hard link to a symbolic link", ErrBlob, safetext.Clip(name, 80))
+		}
+	}
+	return nil
 }
 
 // resolve follows links from name to the name of the entry that holds its

@@ -58,7 +58,7 @@ func layoutImage(ctx context.Context, root *os.Root, dir string) (Image, error) 
 	if len(idx.Manifests) != 1 {
 		return Image{}, fmt.Errorf("the layout holds %d manifests; trustgate reads a layout with exactly one", len(idx.Manifests))
 	}
-	b := blobs{ctx: ctx, root: sub}
+	b := blobs{ctx: ctx, root: sub, checked: map[blobKey]digest.Digest{}}
 	desc := idx.Manifests[0]
 	config, err := b.manifest(desc, 0)
 	if err != nil {
@@ -71,16 +71,40 @@ func layoutImage(ctx context.Context, root *os.Root, dir string) (Image, error) 
 	return Image{Digest: d, Config: config}, nil
 }
 
-// blobs reads and checks the blobs of one OCI layout.
+// blobs reads and checks the blobs of one OCI layout. Each blob is read
+// once, however many descriptors reach it: an index of the same manifest
+// 64 times, of a manifest listing the same layer 1024 times, costs one read
+// of each, not 65,536.
 type blobs struct {
-	ctx  context.Context
-	root *os.Root
+	ctx     context.Context
+	root    *os.Root
+	checked map[blobKey]digest.Digest // config digest, for a manifest
+}
+
+// blobKey is what a check vouched for: the blob's digest and size, and for
+// a manifest the media type it was read as.
+type blobKey struct {
+	mediaType types.MediaType
+	digest    v1.Hash
+	size      int64
 }
 
 // manifest checks the manifest or index desc names and everything it
 // reaches. It returns an image manifest's config digest (zero for an
 // index).
 func (b blobs) manifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
+	key := blobKey{desc.MediaType, desc.Digest, desc.Size}
+	if config, ok := b.checked[key]; ok {
+		return config, nil
+	}
+	config, err := b.readManifest(desc, depth)
+	if err == nil {
+		b.checked[key] = config
+	}
+	return config, err
+}
+
+func (b blobs) readManifest(desc v1.Descriptor, depth int) (digest.Digest, error) {
 	if desc.Size < 0 || desc.Size > MaxManifestSize {
 		return digest.Digest{}, fmt.Errorf("manifest %s: %d bytes, limit %d", desc.Digest, desc.Size, MaxManifestSize)
 	}
@@ -171,8 +195,21 @@ func (b blobs) read(desc v1.Descriptor) ([]byte, error) {
 	return data, matches(desc, int64(len(data)), hex.EncodeToString(sum[:]))
 }
 
-// check streams a blob through SHA-256 and checks it.
+// check streams a blob through SHA-256 and checks it, once per digest and
+// size.
 func (b blobs) check(desc v1.Descriptor) error {
+	key := blobKey{"", desc.Digest, desc.Size}
+	if _, ok := b.checked[key]; ok {
+		return nil
+	}
+	if err := b.hash(desc); err != nil {
+		return err
+	}
+	b.checked[key] = digest.Digest{}
+	return nil
+}
+
+func (b blobs) hash(desc v1.Descriptor) error {
 	f, err := b.open(desc)
 	if err != nil {
 		return err

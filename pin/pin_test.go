@@ -2355,3 +2355,89 @@ func setDescriptorField(key string, value any) func(t *testing.T, l *layoutFix) 
 		l.setDescriptor(t, d)
 	}
 }
+
+// A small layout whose index lists one manifest 64 times, which lists one
+// 1 MiB layer 1024 times, is hashed once per blob: it pins at once instead
+// of queueing 64 GiB of reads. (A guard against the fan-out only; it times
+// nothing.)
+func TestLayoutFanOutHashesEachBlobOnce(t *testing.T) {
+	dir := t.TempDir()
+	blobDir := filepath.Join(dir, "img", "blobs", "sha256")
+	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(data []byte) v1.Hash {
+		h := sha256Hash(data)
+		writeFile(t, filepath.Join(blobDir, h.Hex), data)
+		return h
+	}
+	layer := bytes.Repeat([]byte{7}, 1<<20)
+	lh := put(layer)
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	ch := put(cfg)
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: ch, Size: int64(len(cfg))}}
+	for range 1024 {
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Digest: lh, Size: int64(len(layer))})
+	}
+	mb, _ := json.Marshal(m)
+	mh := put(mb)
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	for range 64 {
+		idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mh, Size: int64(len(mb))})
+	}
+	ib, _ := json.Marshal(idx)
+	ih := put(ib)
+	top, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, Manifests: []v1.Descriptor{{MediaType: types.OCIImageIndex, Digest: ih, Size: int64(len(ib))}}})
+	writeFile(t, filepath.Join(dir, "img", "index.json"), top)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := pin.Resolve(ctx, dir, stack.Image{Name: "fan", OCILayout: "img"}, pin.Registry{})
+	if err != nil || r.Digest.Hex() != ih.Hex {
+		t.Fatalf("pinned %s, %v; want %s", r.Digest, err, ih)
+	}
+}
+
+// An archive that an unpacking loader would read differently than pin
+// reads it is refused: entries below a link to a folder (written through
+// it, or replaced by it), or a hard link to a symbolic link (unpacked, the
+// link resolves from the hard link's folder).
+func TestArchiveLinkAliasesRefused(t *testing.T) {
+	good, evil := randomImage(t, 1, 1), randomImage(t, 2, 1)
+	gcfg, gl := imageParts(t, good)
+	ecfg, el := imageParts(t, evil)
+	m, _ := json.Marshal([]dockerManifest{{Config: "a/config.json", RepoTags: []string{"app:1"}, Layers: []string{"a/layer.tar"}}})
+	for name, es := range map[string][]tarEntry{
+		"folder link first, written through": {
+			dirEntry("b/"), symEntry("a", "b"),
+			regEntry("a/config.json", gcfg), regEntry("a/layer.tar", gl[0]),
+			regEntry("b/config.json", ecfg), regEntry("b/layer.tar", el[0]),
+			regEntry("manifest.json", m),
+		},
+		"folder link last, replacing the folder": {
+			regEntry("a/config.json", gcfg), regEntry("a/layer.tar", gl[0]),
+			regEntry("b/config.json", ecfg), regEntry("b/layer.tar", el[0]),
+			symEntry("a", "b"),
+			regEntry("manifest.json", m),
+		},
+		"hard link to a relative symbolic link": {
+			dirEntry("d1/"), dirEntry("a/"),
+			regEntry("d1/t", gcfg), regEntry("d1/u", gl[0]),
+			regEntry("a/t", ecfg), regEntry("a/u", el[0]),
+			symEntry("d1/s", "t"), symEntry("d1/v", "u"),
+			hardEntry("a/config.json", "d1/s"), hardEntry("a/layer.tar", "d1/v"),
+			regEntry("manifest.json", m),
+		},
+		"an entry below a file": {
+			regEntry("a", []byte("a file")),
+			regEntry("a/config.json", gcfg), regEntry("a/layer.tar", gl[0]),
+			regEntry("manifest.json", m),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := newArchiveFix(t)
+			a.setEntries(t, es)
+			r, err := a.resolve(context.Background())
+			wantRefused(t, r, err, pin.ErrImage, pin.ErrBlob)
+		})
+	}
+}

@@ -285,7 +285,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		if f.IgnoreSignaturesUnsafe {
 			break
 		}
-		if viol, ok := a.check(c.Attestations); !ok {
+		if viol, ok := a.check(c.Attestations, p.source.Digest.Hex()); !ok {
 			viol.Rule = fmt.Sprintf("%s.attestations[%d]%s", at, j, viol.Rule)
 			*v = append(*v, viol)
 		}
@@ -376,7 +376,12 @@ func matchSignatures(names []string, signatures [][]string) []string {
 
 // check finds an attestation that meets the rule; otherwise it returns the
 // violation (its Rule holds only a suffix) of the closest candidate.
-func (a AttestationRule) check(found []AttestationFacts) (Violation, bool) {
+//
+// A verification summary meets a vsa rule only when it says PASSED and
+// names this very policy (policyDigest, the sha256 of the policy's bytes):
+// a summary made under another policy (a staging one with audit modes)
+// says nothing about this one's rules.
+func (a AttestationRule) check(found []AttestationFacts, policyDigest string) (Violation, bool) {
 	want := a.predicateType
 	best := Violation{Expected: "an attestation of type " + want, Found: "none of that type"}
 	for _, f := range found {
@@ -385,6 +390,10 @@ func (a AttestationRule) check(found []AttestationFacts) (Violation, bool) {
 		}
 		if want == attest.PredicateVSA && lookupString(f.Predicate, "verificationResult") != "PASSED" {
 			best = Violation{Rule: ".verificationResult", Expected: "PASSED", Found: orNone(lookupString(f.Predicate, "verificationResult"))}
+			continue
+		}
+		if got := lookupString(f.Predicate, "policy", "digest", "sha256"); want == attest.PredicateVSA && got != policyDigest {
+			best = Violation{Rule: ".policy", Expected: "a summary made under this policy (sha256:" + policyDigest + ")", Found: "sha256:" + orNone(got)}
 			continue
 		}
 		if a.Signers != nil {

@@ -177,6 +177,11 @@ type State struct {
 	Path string
 }
 
+// stateLockWait is how long LoadSigned waits for another verifier to
+// release the state file: far longer than an update takes, far shorter than
+// a hang.
+const stateLockWait = 30 * time.Second
+
 type acceptedPolicy struct {
 	Version uint64 `json:"version"`
 	Digest  string `json:"digest"`
@@ -197,7 +202,7 @@ type stateFile struct {
 // it: a lower version, or the same version with other content, is
 // ErrRollback.
 func (s *State) accept(p *Policy) error {
-	unlock, err := atomicfile.Lock(s.Path + ".lock")
+	unlock, err := atomicfile.Lock(s.Path+".lock", stateLockWait)
 	if err != nil {
 		return fmt.Errorf("policy state %q: %w", s.Path, err)
 	}

@@ -104,6 +104,14 @@ func TestCommandsAndManifestAreBound(t *testing.T) {
 		d := fx.deployment(t, Evidence{Source: "sbom", Raw: sbomOnly}, Evidence{Source: "note", Raw: raw})
 		expectDenied(t, Check(d), "manifest manifest")
 	})
+	t.Run("an SBOM about something else with the manifest's bytes", func(t *testing.T) {
+		// A file that is a copy of the manifest, attested by a signer as
+		// some other component (a model, say): its SBOM names the digest,
+		// but is not about this deployment.
+		other := strings.Replace(fx.sbom, `"name":"trustgate:kind","value":"deployment"`, `"name":"trustgate:kind","value":"model"`, 1)
+		raw := signStatement(t, fx.key, attest.PredicateCycloneDX, []byte(other), fx.subjects()...)
+		expectDenied(t, Check(fx.deployment(t, Evidence{Source: "sbom", Raw: raw})), "manifest manifest")
+	})
 	t.Run("no manifest measured", func(t *testing.T) {
 		d := fx.deployment(t, good)
 		d.Manifest.Digest = digest.Digest{}
@@ -128,7 +136,11 @@ func TestCommandsAndManifestAreBound(t *testing.T) {
 		ruled.policyText = strings.Replace(fx.policyText, "components:", "  - name: security\n    key: |\n      "+strings.ReplaceAll(strings.TrimSpace(string(pub)), "\n", "\n      ")+"\ncomponents:", 1)
 		ruled.policyText += "manifest:\n  signers: {anyOf: [security]}\n"
 		expectDenied(t, Check(ruled.deployment(t, good)), "manifest manifest.signers")
-		bySecurity := Evidence{Source: "security", Raw: signStatement(t, other, attest.PredicateSLSAProvenance, []byte(`{}`), fx.subjects()[0])}
+		// A provenance by security that names the manifest's digest is
+		// no statement about the deployment; security's SBOM of it is.
+		provenance := Evidence{Source: "security provenance", Raw: signStatement(t, other, attest.PredicateSLSAProvenance, []byte(`{}`), fx.subjects()[0])}
+		expectDenied(t, Check(ruled.deployment(t, good, provenance)), "manifest manifest.signers")
+		bySecurity := Evidence{Source: "security", Raw: signStatement(t, other, attest.PredicateCycloneDX, []byte(fx.sbom), fx.subjects()[0])}
 		expectAllowed(t, Check(ruled.deployment(t, good, bySecurity)))
 	})
 }

@@ -277,7 +277,7 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	}
 	group := slices.Clone(out.Signers)
 	vouches := b.endorses(verified.PredicateType, pred)
-	if vouches && names(verified.Statement, b.d.Manifest.Digest) {
+	if vouches && names(verified.Statement, b.d.Manifest.Digest) && b.aboutDeployment(verified, doc) {
 		out.Subjects = append(out.Subjects, "manifest")
 		b.manSigs.add(verified.SignerID, group)
 	}
@@ -302,6 +302,29 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 		return out, nil
 	}
 	return out, doc
+}
+
+// aboutDeployment reports whether a vouching attestation that names the
+// manifest's digest is a statement about this deployment, not about some
+// other artifact that happens to have the same bytes (a "model" file that
+// is a copy of a manifest, attested by a model publisher): an SBOM whose
+// metadata.component is the deployment (trustgate:kind deployment, and
+// this manifest's digest), as trustgate sbom --attest writes, or a PASSED
+// verification summary under this policy, which names the manifest only
+// when the whole deployment passed. A provenance names build outputs, not
+// deployments.
+func (b *binder) aboutDeployment(r *bundle.Result, doc *sbomDoc) bool {
+	switch r.PredicateType {
+	case attest.PredicateVSA:
+		return true // endorses checked PASSED and the policy digest
+	case attest.PredicateCycloneDX:
+		if doc == nil || doc.bom.Metadata == nil || doc.bom.Metadata.Component == nil {
+			return false
+		}
+		c := doc.bom.Metadata.Component
+		return sbomprop.Get(c.Properties, sbomprop.Kind) == "deployment" && sbomprop.Get(c.Properties, sbomprop.Digest) == b.d.Manifest.Digest.String()
+	}
+	return false
 }
 
 // inventories reports whether an SBOM signed under these names may supply

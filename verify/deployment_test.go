@@ -69,7 +69,9 @@ sbom:
   deny:
     - {purl: pkg:pypi/litellm, versions: ">=1.82.7,<=1.82.8"}
 `
-	fx.sbom = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[
+	fx.sbom = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,
+ "metadata":{"component":{"type":"application","name":"deploy","bom-ref":"trustgate:deployment/deploy","properties":[{"name":"trustgate:kind","value":"deployment"},{"name":"trustgate:digest","value":"` + fx.manifest.String() + `"}]}},
+ "components":[
  {"type":"application","name":"gw","bom-ref":"trustgate:gateway/gw","properties":[{"name":"trustgate:kind","value":"gateway"},{"name":"trustgate:digest","value":"` + fx.gw.String() + `"},{"name":"trustgate:command","value":"[\"--listen\",\"127.0.0.1:8080\"]"}]},
  {"type":"application","name":"redactor","bom-ref":"trustgate:plugin/redactor","properties":[{"name":"trustgate:kind","value":"plugin"},{"name":"trustgate:digest","value":"` + fx.plugin.String() + `"},{"name":"trustgate:command","value":"[\"python3\",\"-m\",\"redactor\"]"}],
   "components":[{"type":"library","name":"litellm","version":"` + litellm + `","purl":"pkg:pypi/litellm@` + litellm + `"}]}]}`

@@ -42,7 +42,7 @@ components:
 		t.Fatal(err)
 	}
 	sign := func(identity string) []byte {
-		st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(testsign.BOMPredicate),
+		st, err := attest.NewStatement(attest.PredicateCycloneDX, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"metadata":{"component":{"type":"application","name":"deploy","properties":[{"name":"trustgate:kind","value":"deployment"},{"name":"trustgate:digest","value":"`+manifest.String()+`"}]}}}`),
 			attest.Subject{Name: "stack.yaml", Digest: map[string]string{"sha256": manifest.Hex()}},
 			attest.Subject{Name: "gw", Digest: map[string]string{"sha256": gw.Hex()}})
 		if err != nil {

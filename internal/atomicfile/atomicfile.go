@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Write writes data to path through a temporary file in the same folder,
@@ -59,19 +60,36 @@ func write(path string, data []byte, perm os.FileMode, place func(oldpath, newpa
 	return nil
 }
 
+// ErrLocked means another process held the lock for longer than Lock
+// waits.
+var ErrLocked = errors.New("locked by another process")
+
 // Lock takes an exclusive lock on path (created, with its folder, if need
-// be), waiting for other holders, and returns its release.
-func Lock(path string) (func(), error) {
+// be; never through a symbolic link), waiting at most wait for other
+// holders, and returns its release. A holder that never lets go makes Lock
+// fail with ErrLocked, not hang.
+func Lock(path string, wait time.Duration) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				err = ErrLocked
+			}
+			return nil, fmt.Errorf("%q: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
