@@ -38,7 +38,6 @@ var (
 	envelope      = testsign.Envelope
 )
 
-const bomPredicate = testsign.BOMPredicate
 
 func TestKeyBundleVerifies(t *testing.T) {
 	fx := newKeyFixture(t)
