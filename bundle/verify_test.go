@@ -38,7 +38,6 @@ var (
 	envelope      = testsign.Envelope
 )
 
-
 func TestKeyBundleVerifies(t *testing.T) {
 	fx := newKeyFixture(t)
 	res, err := Verify(fx.raw, Artifact{Name: "A", SHA256: sum("artifact A")}, Signer{Key: fx.key.Public()}, Options{PredicateType: attest.PredicateCycloneDX})
