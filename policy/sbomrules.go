@@ -8,8 +8,6 @@ import (
 
 	"github.com/google/cel-go/common/types"
 
-	"github.com/anchore/packageurl-go"
-
 	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/sbomprop"
 )
@@ -98,12 +96,22 @@ func isEmpty(v any) bool {
 // celViolations runs the CEL rules that apply to c. An evaluation error
 // (a missing key, the cost limit) is a violation: a rule that cannot say
 // yes says no.
+//
+// A rule sees the packages that have a purl that parses; a component with
+// a package it cannot see (no purl, or one that does not parse, such as
+// pkg:pypi/ns/litellm) is a violation of the first rule that applies, so
+// that a package cannot pass a rule by being unreadable.
 func (p *Policy) celViolations(c ComponentFacts, f Facts) []Violation {
 	var out []Violation
+	unseen := unreadablePackages(c)
 	for i := range p.SBOM.Rules {
 		r := &p.SBOM.Rules[i]
 		if r.program == nil || (len(r.Kinds) > 0 && !slices.Contains(r.Kinds, c.Kind)) {
 			continue
+		}
+		if len(unseen) > 0 {
+			out = append(out, Violation{fmt.Sprintf("sbom.rules[%d] (%s)", i, r.Name), "every package identified by a purl that parses, so the rule can judge it", strings.Join(unseen, ", ")})
+			unseen = nil
 		}
 		want := r.Message
 		if want == "" {
@@ -135,12 +143,24 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
+// unreadablePackages lists the component's packages a CEL rule could not
+// see: those without a purl, and those whose purl does not parse.
+func unreadablePackages(c ComponentFacts) []string {
+	out := slices.Clone(c.Unidentified)
+	for _, raw := range c.Packages {
+		if _, err := ParsePurl(raw); err != nil {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
 // componentValue is the "component" variable CEL rules see.
 func componentValue(c ComponentFacts) map[string]any {
 	pkgs := make([]any, 0, len(c.Packages))
 	for _, purl := range c.Packages {
 		m := map[string]any{"purl": purl, "type": "", "name": "", "version": ""}
-		if p, err := packageurl.FromString(purl); err == nil {
+		if p, err := ParsePurl(purl); err == nil {
 			m["type"], m["version"] = p.Type, p.Version
 			m["name"] = p.Name
 			if p.Namespace != "" {
