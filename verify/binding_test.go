@@ -422,3 +422,16 @@ func decodeB64(t *testing.T, s string) []byte {
 }
 
 func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// A signed statement whose predicate is not a JSON object proves nothing:
+// it is reported unverified (sigstore-go refuses it first; Check would too),
+// and the component it names gets nothing from it.
+func TestPredicateThatIsNoObjectProvesNothing(t *testing.T) {
+	fx := newDeployFixture(t, "1.82.6")
+	raw := testsign.Payload(t, fx.key, `{"_type":"`+attest.StatementType+`","subject":[{"name":"gw","digest":{"sha256":"`+fx.gw.Hex()+`"}}],"predicateType":"`+attest.PredicateSLSAProvenance+`","predicate":[1]}`, attest.PayloadType)
+	r := Check(fx.deployment(t, Evidence{Source: "sbom", Raw: fx.bundle(t, fx.key)}, Evidence{Source: "array", Raw: raw}))
+	if ev := r.Evidence[1]; ev.Verified || len(ev.Signers) != 0 || len(ev.Subjects) != 0 || ev.Error == "" {
+		t.Fatalf("evidence %+v", ev)
+	}
+	expectAllowed(t, r)
+}

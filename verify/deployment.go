@@ -268,13 +268,13 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 		}
 		doc = &sbomDoc{result: verified, bom: bom, asMap: asMap}
 	}
-	out.Verified, out.Error, out.PredicateType = true, "", verified.PredicateType
 	var pred map[string]any
 	if err := json.Unmarshal(verified.Statement.Predicate, &pred); err != nil || pred == nil {
 		// Signed, but no predicate a rule could read: it proves nothing.
 		out.Signers, out.Error = nil, "the predicate is not a JSON object"
 		return out, nil
 	}
+	out.Verified, out.Error, out.PredicateType = true, "", verified.PredicateType
 	group := slices.Clone(out.Signers)
 	vouches := b.endorses(verified.PredicateType, pred)
 	if vouches && names(verified.Statement, b.d.Manifest.Digest) && b.aboutDeployment(verified, doc) {
