@@ -38,6 +38,23 @@ type Measurement struct {
 // (every blob hashed, see pin), each model with a local file, and where
 // each credential is sent.
 func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement, error) {
+	return StackMeasured(ctx, s, reg, nil)
+}
+
+// PathMeasurer measures a component that runs from a path: the digest of
+// the bytes that will run, sha256 for a file, h1 for a folder. root is the
+// manifest's folder.
+type PathMeasurer func(ctx context.Context, root *os.Root, c stack.Component) (digest.Digest, error)
+
+// StackMeasured is Stack with the components that run from a path measured
+// by measure (nil: hashed where they lie). trustgate-gateway passes the
+// digests of the sealed copies it will run, and of its own executable.
+func StackMeasured(ctx context.Context, s *stack.Stack, reg pin.Registry, measure PathMeasurer) (*Measurement, error) {
+	if measure == nil {
+		measure = func(_ context.Context, root *os.Root, c stack.Component) (digest.Digest, error) {
+			return pathDigest(root, c.Path)
+		}
+	}
 	root, err := os.OpenRoot(s.Source.Dir)
 	if err != nil {
 		return nil, err
@@ -65,7 +82,7 @@ func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement,
 			// A tag binds the component no better than the image entry.
 			mc.Digest, mc.Unpinned = p.Digest, p.Tag
 		default:
-			d, err := pathDigest(root, c.Path)
+			d, err := measure(ctx, root, c)
 			if err != nil {
 				return nil, fmt.Errorf("%s %q: %w", c.Kind, c.Name, err)
 			}

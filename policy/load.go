@@ -395,6 +395,36 @@ func (c *checker) components() {
 			c.attestation(fmt.Sprintf("%s.attestations[%d]", at, j), &comp.Attestations[j])
 		}
 		c.capabilities(at+".capabilities", comp.Kind, comp.Capabilities)
+		c.runtime(at, comp)
+	}
+}
+
+// runtime checks what only trustgate-gateway reads: onDrift and the
+// interpreter pin, for the components it runs beside itself.
+func (c *checker) runtime(at string, comp *Component) {
+	runs := comp.Kind == "plugin" || comp.Kind == "agent"
+	switch comp.OnDrift {
+	case "":
+	case OnDriftDisable, OnDriftStop:
+		if !runs {
+			c.fail(at+".onDrift", ErrInvalid, "only plugins and agents are watched for drift")
+		}
+	default:
+		c.fail(at+".onDrift", ErrInvalid, "want %s or %s", OnDriftDisable, OnDriftStop)
+	}
+	if comp.Interpreter == nil {
+		return
+	}
+	if !runs {
+		c.fail(at+".interpreter", ErrInvalid, "only plugins and agents run under an interpreter")
+	}
+	if len(comp.Interpreter.Digests) == 0 {
+		c.fail(at+".interpreter.digests", ErrRequired, "")
+	}
+	for j, d := range comp.Interpreter.Digests {
+		if parsed, err := digest.Parse(d); err != nil || parsed.Algorithm() != digest.SHA256 {
+			c.fail(fmt.Sprintf("%s.interpreter.digests[%d]", at, j), ErrInvalid, "want sha256:<64 hex>")
+		}
 	}
 }
 

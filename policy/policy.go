@@ -107,8 +107,37 @@ type Component struct {
 	// every component the policy names must be present: deleting a
 	// guardrail from the manifest is a denial, not a way around it.
 	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
+	// OnDrift says what trustgate-gateway does when a running plugin's or
+	// agent's files stop matching what was verified: OnDriftDisable (the
+	// default) marks it failed and never restarts it from the changed
+	// bytes; OnDriftStop stops the gateway.
+	OnDrift string `yaml:"onDrift,omitempty" json:"onDrift,omitempty"`
+	// Interpreter, for a plugin or agent started by an interpreter (a
+	// Python folder), pins the interpreter's executable by digest. Without
+	// it the interpreter is measured and reported, not pinned.
+	Interpreter *InterpreterRule `yaml:"interpreter,omitempty" json:"interpreter,omitempty"`
 
 	digests []digest.Digest
+}
+
+// What trustgate-gateway does on drift (Component.OnDrift).
+const (
+	OnDriftDisable = "disable"
+	OnDriftStop    = "stop"
+)
+
+// InterpreterRule lists the acceptable digests (sha256:<hex>) of the
+// interpreter executable that runs a component.
+type InterpreterRule struct {
+	Digests []string `yaml:"digests" json:"digests"`
+}
+
+// DriftAction is c's OnDrift with the default applied.
+func (c *Component) DriftAction() string {
+	if c == nil || c.OnDrift == "" {
+		return OnDriftDisable
+	}
+	return c.OnDrift
 }
 
 // ManifestRule binds the stack manifest: to one of Digests (sha256 of the

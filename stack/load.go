@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -158,7 +159,7 @@ func (c *checker) check() error {
 	defer root.Close()
 	c.root = root
 
-	for _, check := range []func() error{c.images, c.components, c.providers, c.models} {
+	for _, check := range []func() error{c.images, c.components, c.providers, c.models, c.gatewayConfig} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -370,6 +371,35 @@ func (c *checker) models() error {
 			if err := c.path(at+".file", m.File, wantFile); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// gatewayConfig checks the gateway's own section: a listen address with a
+// port, absolute clean paths, positive durations.
+func (c *checker) gatewayConfig() error {
+	g := c.s.GatewayConfig
+	const at = "gatewayConfig"
+	if g.Listen != "" {
+		if _, port, err := net.SplitHostPort(g.Listen); err != nil || port == "" {
+			return c.fail(at+".listen", ErrInvalid, "want host:port")
+		}
+	}
+	for field, p := range map[string]string{"clientKeys": g.ClientKeys, "auditLog": g.AuditLog} {
+		if p != "" && (!path.IsAbs(p) || path.Clean(p) != p) {
+			return c.fail(at+"."+field, ErrInvalid, "want a clean absolute path where the gateway runs")
+		}
+	}
+	for field, v := range map[string]string{
+		"recheckInterval": g.RecheckInterval, "readHeaderTimeout": g.ReadHeaderTimeout,
+		"idleTimeout": g.IdleTimeout, "shutdownTimeout": g.ShutdownTimeout,
+	} {
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			return c.fail(at+"."+field, ErrInvalid, "want a positive duration such as 30s")
 		}
 	}
 	return nil

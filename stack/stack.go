@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"time"
+
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/yamlx"
 )
@@ -22,6 +24,10 @@ type Stack struct {
 	Providers  []Provider  `yaml:"providers,omitempty" json:"providers,omitempty"`
 	Models     []Model     `yaml:"models,omitempty" json:"models,omitempty"`
 	Images     []Image     `yaml:"images,omitempty" json:"images,omitempty"`
+	// GatewayConfig is what only trustgate-gateway reads. It is part of
+	// the manifest, so whatever binds the manifest (a signature or the
+	// policy's pin) binds it too.
+	GatewayConfig GatewayConfig `yaml:"gatewayConfig,omitempty" json:"gatewayConfig,omitempty"`
 
 	// Source describes where the manifest was read from; Load sets it.
 	Source Source `yaml:"-" json:"-"`
@@ -147,6 +153,44 @@ type Image struct {
 	OCILayout string `yaml:"ociLayout,omitempty" json:"ociLayout,omitempty"`
 	// Archive is a tarball written by "docker save".
 	Archive string `yaml:"archive,omitempty" json:"archive,omitempty"`
+}
+
+// GatewayConfig is trustgate-gateway's own configuration. Every field is
+// optional; the zero value means the defaults each field names. Durations
+// are Go durations ("30s", "2m").
+type GatewayConfig struct {
+	// Listen is the address the gateway binds once everything verified;
+	// default DefaultListen.
+	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
+	// ClientKeys is the absolute path of the file of client keys (salted
+	// hashes) that callers authenticate with.
+	ClientKeys string `yaml:"clientKeys,omitempty" json:"clientKeys,omitempty"`
+	// AuditLog is the absolute path of the gateway's audit log.
+	AuditLog string `yaml:"auditLog,omitempty" json:"auditLog,omitempty"`
+	// RecheckInterval is how often plugins and agents are hashed again
+	// while running (besides on file change); default 30s.
+	RecheckInterval string `yaml:"recheckInterval,omitempty" json:"recheckInterval,omitempty"`
+	// ReadHeaderTimeout, IdleTimeout and ShutdownTimeout bound the HTTP
+	// server; defaults 10s, 120s and 10s.
+	ReadHeaderTimeout string `yaml:"readHeaderTimeout,omitempty" json:"readHeaderTimeout,omitempty"`
+	IdleTimeout       string `yaml:"idleTimeout,omitempty" json:"idleTimeout,omitempty"`
+	ShutdownTimeout   string `yaml:"shutdownTimeout,omitempty" json:"shutdownTimeout,omitempty"`
+}
+
+// DefaultListen is the gateway's listen address when the manifest gives none.
+const DefaultListen = "127.0.0.1:8080"
+
+// Duration parses one of the config's duration fields, giving def for an
+// empty one. Load has already refused a value that does not parse.
+func (g GatewayConfig) Duration(value string, def time.Duration) time.Duration {
+	if value == "" {
+		return def
+	}
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		return def
+	}
+	return d
 }
 
 // Components returns the gateway, then the plugins, then the agents.

@@ -16,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
 	"github.com/trustgate/trustgate/stack"
+	"github.com/trustgate/trustgate/verifier"
 
 	"github.com/trustgate/trustgate/internal/atomicfile"
 	"github.com/trustgate/trustgate/internal/readfile"
@@ -97,7 +98,7 @@ func initSigners(flags []string) ([]policy.InitSigner, error) {
 		if !ok || name == "" || path == "" {
 			return nil, fmt.Errorf("--signer %q: want NAME=KEY.pub", f)
 		}
-		if _, err := loadPublicKeys([]string{path}); err != nil {
+		if _, err := verifier.PublicKeys([]string{path}); err != nil {
 			return nil, fmt.Errorf("--signer %q: %w", f, err)
 		}
 		pem, err := readfile.Read(path, 64<<10)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/pin"
@@ -20,44 +17,8 @@ import (
 	"github.com/trustgate/trustgate/verifier"
 	"github.com/trustgate/trustgate/verify"
 
-	"github.com/trustgate/trustgate/internal/readfile"
 	"github.com/trustgate/trustgate/internal/safetext"
 )
-
-const maxTrustFile = 4 << 20
-
-// loadPublicKeys reads PEM public key files.
-func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
-	var out []crypto.PublicKey
-	for _, p := range paths {
-		data, err := readfile.Read(p, 64<<10)
-		if err != nil {
-			return nil, err
-		}
-		k, err := cryptoutils.UnmarshalPEMToPublicKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("%q: not a PEM public key", p)
-		}
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-// loadTrustedRoot reads a Sigstore trusted_root.json; "" gives nil.
-func loadTrustedRoot(path string) (root.TrustedMaterial, error) {
-	if path == "" {
-		return nil, nil
-	}
-	data, err := readfile.Read(path, maxTrustFile)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := root.NewTrustedRootFromJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("--trusted-root %q: %w", path, err)
-	}
-	return tr, nil
-}
 
 // identityFlags are cosign's flags for a keyless signer.
 type identityFlags struct {
@@ -272,11 +233,11 @@ func writeSummary(cmd *cobra.Command, f verifyFlags, res *verifier.Result) error
 
 // trustRoot reads who may sign the policy from the flags.
 func (f verifyFlags) trustRoot() (policy.TrustRoot, error) {
-	keys, err := loadPublicKeys(f.trustKeys)
+	keys, err := verifier.PublicKeys(f.trustKeys)
 	if err != nil {
 		return policy.TrustRoot{}, fmt.Errorf("--trust-root: %w", err)
 	}
-	material, err := loadTrustedRoot(f.trustedRoot)
+	material, err := verifier.TrustedRoot(f.trustedRoot)
 	if err != nil {
 		return policy.TrustRoot{}, err
 	}

@@ -44,12 +44,12 @@ func (f *checkFlags) build() (bundle.Signer, bundle.Options, error) {
 			return s, opts, fmt.Errorf("--type: %w", err)
 		}
 	}
-	if opts.Material, err = loadTrustedRoot(f.trustedRoot); err != nil {
+	if opts.Material, err = verifier.TrustedRoot(f.trustedRoot); err != nil {
 		return s, opts, err
 	}
 	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
 	if f.key != "" {
-		keys, err := loadPublicKeys([]string{f.key})
+		keys, err := verifier.PublicKeys([]string{f.key})
 		if err != nil {
 			return s, opts, fmt.Errorf("--key: %w", err)
 		}
