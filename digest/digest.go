@@ -31,6 +31,8 @@ var (
 	ErrUnsupportedFile = readfile.ErrNotRegular
 	// ErrTooManyFiles means a tree holds more files than MaxTreeFiles.
 	ErrTooManyFiles = errors.New("too many files in tree")
+	// ErrTooLarge means content is larger than the caller's limit.
+	ErrTooLarge = readfile.ErrTooLarge
 )
 
 // MaxTreeFiles bounds how many files Tree will hash, so that a hostile
@@ -230,54 +232,85 @@ func Tree(root *os.Root, dir string) (Digest, error) {
 		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
 	}
 	defer sub.Close()
-	files, err := treeFiles(sub)
+	files, _, err := treeFiles(sub)
 	if err != nil {
 		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
 	}
-	h1, err := hash1(sub, files)
+	h1, err := hash1(sub, files, readSum)
 	if err != nil {
 		return Digest{}, fmt.Errorf("hashing tree %q: %w", dir, err)
 	}
 	return h1, nil
 }
 
+// summed is the SHA-256 (hex) a file got under the first name it was
+// reached by.
+type summed struct{ name, sum string }
+
+// summer returns the SHA-256 (hex) of the regular file f, opened as name,
+// whose stat is fi. When the same file was already summed under another
+// name (a link to it), prev is that name and sum; otherwise prev is nil.
+type summer func(name string, f *os.File, fi fs.FileInfo, prev *summed) (string, error)
+
+// readSum is Tree's summer: it reads each file once, whatever the number of
+// names it has.
+func readSum(name string, f *os.File, _ fs.FileInfo, prev *summed) (string, error) {
+	if prev != nil {
+		return prev.sum, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %q: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // hash1 is dirhash.Hash1 (the SHA-256 of the lines "<sha256 hex>  <name>\n"
-// of the sorted files, base64) with one difference in cost, none in
-// result: a file reached by several names (links to it) is read once, so
-// that links cannot multiply the bytes hashed beyond what is on disk.
-func hash1(root *os.Root, files []string) (Digest, error) {
-	sums := map[fileID]string{}
+// of the sorted files, base64), with each file's sum from sum. It opens
+// every file as a regular file and tells sum when a file reached by several
+// names (links to it) was seen before, so that Tree can read it once and
+// links cannot multiply the bytes hashed beyond what is on disk.
+func hash1(root *os.Root, files []string, sum summer) (Digest, error) {
+	seen := map[fileID]summed{}
 	summary := sha256.New()
 	for _, name := range files {
 		if strings.ContainsRune(name, '\n') {
 			return Digest{}, fmt.Errorf("%q: %w: a file name with a newline", name, ErrUnsupportedFile)
 		}
-		f, err := openRegular(root, name)
+		s, err := sumFile(root, name, seen, sum)
 		if err != nil {
 			return Digest{}, err
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return Digest{}, err
-		}
-		id, known := idOf(fi)
-		s, done := sums[id]
-		if !known || !done {
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			s = hex.EncodeToString(h.Sum(nil))
-			if known {
-				sums[id] = s
-			}
-		}
-		f.Close()
-		if err != nil {
-			return Digest{}, fmt.Errorf("reading %q: %w", name, err)
 		}
 		fmt.Fprintf(summary, "%s  %s\n", s, name)
 	}
 	return Digest{alg: H1, value: base64.StdEncoding.EncodeToString(summary.Sum(nil))}, nil
+}
+
+// sumFile opens name in root and sums it with sum, recording the result in
+// seen under the file's identity.
+func sumFile(root *os.Root, name string, seen map[fileID]summed, sum summer) (string, error) {
+	f, err := openRegular(root, name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	id, known := idOf(fi)
+	var prev *summed
+	if p, ok := seen[id]; known && ok {
+		prev = &p
+	}
+	s, err := sum(name, f, fi, prev)
+	if err != nil {
+		return "", err
+	}
+	if known && prev == nil {
+		seen[id] = summed{name: name, sum: s}
+	}
+	return s, nil
 }
 
 // fileID is a file's identity on its file system.
@@ -292,15 +325,18 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 }
 
 // treeFiles lists the regular files in root (following links to files that
-// stay in root), slash-separated, sorted.
-func treeFiles(root *os.Root) ([]string, error) {
-	var files []string
-	err := fs.WalkDir(root.FS(), ".", func(name string, de fs.DirEntry, err error) error {
+// stay in root), slash-separated, sorted, and the directories below root in
+// walk order (a parent before its children).
+func treeFiles(root *os.Root) (files, dirs []string, err error) {
+	err = fs.WalkDir(root.FS(), ".", func(name string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		switch {
 		case de.IsDir():
+			if name != "." {
+				dirs = append(dirs, name)
+			}
 			return nil
 		case de.Type().IsRegular():
 		case de.Type()&fs.ModeSymlink != 0:
@@ -322,10 +358,10 @@ func treeFiles(root *os.Root) ([]string, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(files)
-	return files, nil
+	return files, dirs, nil
 }
 
 func sum(alg Algorithm, h hash.Hash) Digest {

@@ -32,7 +32,7 @@ import (
 
 func exampleImage(t *testing.T) v1.Image {
 	t.Helper()
-	img, err := example.Image(filepath.Join(filepath.Dir(testutil.Example(t)), "bin", "example-gateway"))
+	img, err := example.Image(filepath.Join(filepath.Dir(testutil.Example(t)), "bin", "trustgate-gateway"))
 	if err != nil {
 		t.Fatal(err)
 	}

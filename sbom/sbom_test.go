@@ -235,7 +235,7 @@ func TestFindsPackagesInsideComponents(t *testing.T) {
 		}
 	}
 	// stdlib is found in every Go binary, with the Go version that built it.
-	if !slices.ContainsFunc(purls(component(t, bom, "trustgate:gateway/example-gateway")), func(p string) bool {
+	if !slices.ContainsFunc(purls(component(t, bom, "trustgate:gateway/trustgate-gateway")), func(p string) bool {
 		return strings.HasPrefix(p, "pkg:golang/stdlib@")
 	}) {
 		t.Error("gateway: no Go standard library package")
@@ -314,8 +314,8 @@ func TestDependencyGraph(t *testing.T) {
 		deps[d.Ref] = *d.Dependencies
 	}
 	want := map[string][]string{
-		"trustgate:deployment/example-gateway-deployment": {"trustgate:gateway/example-gateway", "trustgate:image/gateway-image", "trustgate:model/tiny-guard"},
-		"trustgate:gateway/example-gateway":               {"trustgate:plugin/guardrail", "trustgate:plugin/pii-redactor", "trustgate:agent/audit-agent", "trustgate:service/openai", "trustgate:service/anthropic"},
+		"trustgate:deployment/example-gateway-deployment": {"trustgate:gateway/trustgate-gateway", "trustgate:image/gateway-image", "trustgate:model/tiny-guard"},
+		"trustgate:gateway/trustgate-gateway":             {"trustgate:plugin/guardrail", "trustgate:plugin/pii-redactor", "trustgate:agent/audit-agent", "trustgate:service/openai", "trustgate:service/anthropic"},
 		"trustgate:model/gpt-4o-mini":                     {"trustgate:service/openai"},
 	}
 	for from, tos := range want {

@@ -132,16 +132,30 @@ func Deployment(ctx context.Context, cfg Config) (*Result, error) {
 	return &Result{Report: verify.Check(d), Stack: s, Policy: p, Deployment: d}, nil
 }
 
-// loadPolicy reads the policy and its bundle and loads it for the
-// deployment called deployment. A missing bundle is an unsigned policy.
+// loadPolicy loads cfg's policy for deployment, with the state file cfg
+// names or the default one.
 func loadPolicy(cfg Config, deployment string, now time.Time) (*policy.Policy, error) {
-	data, err := readfile.Read(cfg.Policy, policy.MaxPolicySize)
+	statePath := cfg.StatePath
+	if statePath == "" {
+		var err error
+		if statePath, err = DefaultStatePath(); err != nil {
+			return nil, err
+		}
+	}
+	return Policy(cfg.Policy, cfg.PolicyBundle, cfg.Trust, deployment, statePath, now)
+}
+
+// Policy reads the policy at path and its bundle (bundlePath; empty means
+// path + ".bundle.json", and a missing bundle is an unsigned policy) and
+// loads it for the deployment called deployment with policy.LoadSigned,
+// the rollback state kept in statePath. A refusal wraps ErrDenied.
+func Policy(path, bundlePath string, trust policy.TrustRoot, deployment, statePath string, now time.Time) (*policy.Policy, error) {
+	data, err := readfile.Read(path, policy.MaxPolicySize)
 	if err != nil {
 		return nil, err
 	}
-	bundlePath := cfg.PolicyBundle
 	if bundlePath == "" {
-		bundlePath = cfg.Policy + ".bundle.json"
+		bundlePath = path + ".bundle.json"
 	}
 	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
 	if errors.Is(err, os.ErrNotExist) {
@@ -150,15 +164,9 @@ func loadPolicy(cfg Config, deployment string, now time.Time) (*policy.Policy, e
 	if err != nil {
 		return nil, err
 	}
-	statePath := cfg.StatePath
-	if statePath == "" {
-		if statePath, err = DefaultStatePath(); err != nil {
-			return nil, err
-		}
-	}
-	p, err := policy.LoadSigned(cfg.Policy, data, raw, cfg.Trust, deployment, &policy.State{Path: statePath}, now)
+	p, err := policy.LoadSigned(path, data, raw, trust, deployment, &policy.State{Path: statePath}, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: policy %s: %w", ErrDenied, cfg.Policy, err)
+		return nil, fmt.Errorf("%w: policy %s: %w", ErrDenied, path, err)
 	}
 	return p, nil
 }

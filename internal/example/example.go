@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,17 +30,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/trustgate/trustgate/examples/deployment"
+	"github.com/trustgate/trustgate/plugin/python"
 )
 
 // Programs are the example's Go programs, by import path and output name.
 var Programs = map[string]string{
-	"example-gateway": "github.com/trustgate/trustgate/examples/deployment/cmd/example-gateway",
-	"guardrail":       "github.com/trustgate/trustgate/examples/deployment/cmd/guardrail",
-	"audit-agent":     "github.com/trustgate/trustgate/examples/deployment/cmd/audit-agent",
+	"trustgate-gateway": "github.com/trustgate/trustgate/cmd/trustgate-gateway",
+	"guardrail":         "github.com/trustgate/trustgate/examples/deployment/cmd/guardrail",
+	"audit-agent":       "github.com/trustgate/trustgate/examples/deployment/cmd/audit-agent",
 }
 
 // ImageRefName is the tag annotation of the example image in its layout.
-const ImageRefName = "example-gateway:0.1.0"
+const ImageRefName = "trustgate-gateway:0.1.0"
 
 // Build lays the example out in dir (which should be empty) and returns the
 // path of its stack manifest. Building the Go programs needs the Go
@@ -58,7 +60,14 @@ func Build(ctx context.Context, dir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "models", "tiny-guard.gguf"), GGUF(), 0o644); err != nil {
 		return "", err
 	}
-	img, err := Image(filepath.Join(dir, "bin", "example-gateway"))
+	err := python.Install(filepath.Join(dir, "plugins", "pii-redactor", "site-packages"))
+	if errors.Is(err, python.ErrNoGRPC) {
+		err = nil // the layout is complete but for the runtime; see PythonRuntime
+	}
+	if err != nil {
+		return "", err
+	}
+	img, err := Image(filepath.Join(dir, "bin", "trustgate-gateway"))
 	if err != nil {
 		return "", err
 	}
@@ -66,6 +75,17 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(dir, "stack.yaml"), nil
+}
+
+// PythonRuntime says why the example's Python plugin cannot run here (nil
+// when it can): its gRPC runtime is copied from Debian's python3-grpcio.
+func PythonRuntime() error {
+	for _, f := range []string{"grpc/__init__.py", "google/protobuf/__init__.py"} {
+		if _, err := os.Stat(filepath.Join("/usr/lib/python3/dist-packages", f)); err != nil {
+			return fmt.Errorf("%w: %w", python.ErrNoGRPC, err)
+		}
+	}
+	return nil
 }
 
 // BuildPrograms builds every entry of Programs into binDir, statically and
@@ -161,7 +181,7 @@ func Image(gatewayBin string) (v1.Image, error) {
 	layerTar, err := tarFiles([]tarFile{
 		{"etc/os-release", []byte(osRelease), 0o644},
 		{"lib/apk/db/installed", []byte(apkInstalled), 0o644},
-		{"usr/local/bin/example-gateway", bin, 0o755},
+		{"usr/local/bin/trustgate-gateway", bin, 0o755},
 	})
 	if err != nil {
 		return nil, err
@@ -185,7 +205,7 @@ func Image(gatewayBin string) (v1.Image, error) {
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", "amd64"
 	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	cfg.Config.Entrypoint = []string{"/usr/local/bin/example-gateway"}
+	cfg.Config.Entrypoint = []string{"/usr/local/bin/trustgate-gateway"}
 	cfg.Config.User = "65534:65534"
 	return mutate.ConfigFile(img, cfg)
 }

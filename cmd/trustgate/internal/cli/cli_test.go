@@ -143,7 +143,7 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"example-gateway", "guardrail", "pii-redactor", "audit-agent", "gateway-image", "tiny-guard",
+	for _, want := range []string{"trustgate-gateway", "guardrail", "pii-redactor", "audit-agent", "gateway-image", "tiny-guard",
 		"yaml.v3@v3.0.1", "litellm@1.82.6", "env:OPENAI_API_KEY"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)

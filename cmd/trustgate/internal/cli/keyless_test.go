@@ -249,7 +249,7 @@ func TestVerifyThresholdCountsSigners(t *testing.T) {
 		"two bundles by the same signer": {"--bundle", bundles[0], "--bundle", bundles[1]},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out := e.denied(t, tr, append(base, extra...), "FAIL  gateway/example-gateway", ".signers: expected 2 of exact, pattern, found 1 distinct signature(s)")
+			out := e.denied(t, tr, append(base, extra...), "FAIL  gateway/trustgate-gateway", ".signers: expected 2 of exact, pattern, found 1 distinct signature(s)")
 			if !strings.Contains(out, "signed by exact, pattern") {
 				t.Fatalf("the keyless bundle did not verify under both names:\n%s", out)
 			}

@@ -70,7 +70,7 @@ func TestVerifyBindsWhatRuns(t *testing.T) {
 		e.edit(t, "stack.yaml", func(s string) string {
 			return strings.Replace(s, `args: ["--listen", "127.0.0.1:8080"]`, `args: ["--listen", "0.0.0.0:8080"]`, 1)
 		})
-		e.denied(t, tr, e.args(), "FAIL  manifest", "FAIL  gateway/example-gateway  command:")
+		e.denied(t, tr, e.args(), "FAIL  manifest", "FAIL  gateway/trustgate-gateway  command:")
 	})
 	t.Run("manifest changed in a way no component shows", func(t *testing.T) {
 		// Any edit at all (here a comment) makes the manifest's digest
@@ -268,7 +268,7 @@ func (e verifyEnv) attestSBOM(t *testing.T, tr *transcript, edit func(string) st
 	pred := writeFile(t, filepath.Join(dir, "sbom.json"), changed)
 	bundle := filepath.Join(dir, "sbom.bundle.json")
 	args := []string{"attest", "--predicate", pred, "--type", "cyclonedx", "--key", e.key, "--bundle", bundle}
-	for _, sub := range []string{"stack.yaml", "bin/example-gateway", "bin/guardrail", "bin/audit-agent", "plugins/pii-redactor", "images/gateway", "models/tiny-guard.gguf"} {
+	for _, sub := range []string{"stack.yaml", "bin/trustgate-gateway", "bin/guardrail", "bin/audit-agent", "plugins/pii-redactor", "images/gateway", "models/tiny-guard.gguf"} {
 		args = append(args, "--subject", filepath.Join(e.dir, sub))
 	}
 	if code, _, stderr := tr.run(args...); code != 0 {
@@ -350,7 +350,7 @@ func TestVerifySummaryCannotLaunder(t *testing.T) {
 	if code != cli.ExitDenied {
 		t.Fatalf("the tampered deployment: exit %d: %s", code, stderr)
 	}
-	gateway := filepath.Join(e.dir, "bin", "example-gateway")
+	gateway := filepath.Join(e.dir, "bin", "trustgate-gateway")
 	code, stdout, _ = tr.run("verify-attestation", "--bundle", failed, "--key", e.pub, "--type", "vsa", gateway)
 	if code != cli.ExitDenied || !strings.Contains(stdout, "does not say PASSED") {
 		t.Fatalf("a FAILED summary: exit %d: %s", code, stdout)

@@ -1,63 +1,112 @@
-// Command guardrail is the example deployment's guardrail plugin: it reads a
-// chat request as JSON on standard input and blocks it when a message matches
-// one of the deny rules in its YAML rule file. It links gopkg.in/yaml.v3 so
-// that its SBOM has a third-party Go module to find.
+// Command guardrail is the example deployment's guardrail plugin for
+// trustgate-gateway, on plugin/sdk: OnRequest blocks a chat request when the
+// content of one of its messages matches a deny rule; OnResponse allows.
+//
+// Rules are regular expressions (Go syntax), given with --deny (repeatable)
+// and, optionally, as the deny list of a YAML file given with --rules; they
+// are numbered from 1, --deny first. The YAML file is why the plugin links
+// gopkg.in/yaml.v3, which gives its SBOM a third-party Go module to find.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/trustgate/trustgate/plugin/pluginpb"
+	"github.com/trustgate/trustgate/plugin/sdk"
 )
 
-type rules struct {
-	Deny []string `yaml:"deny"`
+type guardrail struct {
+	deny []*regexp.Regexp
 }
 
-type request struct {
+// chatRequest is the part of an OpenAI-style chat request the rules see.
+// Content is a string or a list of parts, of which text parts count.
+type chatRequest struct {
 	Messages []struct {
-		Content string `json:"content"`
+		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
 }
 
-func main() {
-	ruleFile := flag.String("rules", "", "YAML file with deny patterns")
-	flag.Parse()
-	var r rules
-	if *ruleFile != "" {
-		data, err := os.ReadFile(*ruleFile)
-		if err != nil {
-			fail(err)
-		}
-		if err := yaml.Unmarshal(data, &r); err != nil {
-			fail(err)
-		}
+func (g guardrail) OnRequest(_ context.Context, r *pluginpb.Request) (*pluginpb.Verdict, error) {
+	var req chatRequest
+	if err := json.Unmarshal(r.GetBody(), &req); err != nil {
+		return sdk.Block("request body is not JSON"), nil
 	}
-	var req request
-	if err := json.NewDecoder(io.LimitReader(os.Stdin, 1<<20)).Decode(&req); err != nil {
-		fail(err)
-	}
-	for _, pat := range r.Deny {
-		re, err := regexp.Compile(pat)
-		if err != nil {
-			fail(err)
-		}
-		for _, m := range req.Messages {
-			if re.MatchString(m.Content) {
-				fmt.Println(`{"allow":false}`)
-				return
+	for _, m := range req.Messages {
+		for _, text := range texts(m.Content) {
+			for i, re := range g.deny {
+				if re.MatchString(text) {
+					return sdk.Block(fmt.Sprintf("matched deny rule %d", i+1)), nil
+				}
 			}
 		}
 	}
-	fmt.Println(`{"allow":true}`)
+	return sdk.Allow(), nil
 }
 
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "guardrail:", err)
-	os.Exit(1)
+func (guardrail) OnResponse(context.Context, *pluginpb.Response) (*pluginpb.Verdict, error) {
+	return sdk.Allow(), nil
+}
+
+// texts returns a message content's text: the string, or its parts' texts.
+func texts(content json.RawMessage) []string {
+	var s string
+	if json.Unmarshal(content, &s) == nil {
+		return []string{s}
+	}
+	var parts []struct {
+		Text string `json:"text"`
+	}
+	_ = json.Unmarshal(content, &parts)
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, p.Text)
+	}
+	return out
+}
+
+func main() {
+	var g guardrail
+	flag.Func("deny", "block requests whose message content matches `REGEX` (repeatable)", func(s string) error {
+		re, err := regexp.Compile(s)
+		g.deny = append(g.deny, re)
+		return err
+	})
+	rules := flag.String("rules", "", "YAML `file` with more deny rules: {deny: [REGEX, ...]}")
+	flag.Parse()
+	if *rules != "" {
+		if err := g.load(*rules); err != nil {
+			fmt.Fprintln(os.Stderr, "guardrail:", err)
+			os.Exit(2)
+		}
+	}
+	sdk.Serve(g)
+}
+
+func (g *guardrail) load(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var file struct {
+		Deny []string `yaml:"deny"`
+	}
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		return fmt.Errorf("reading rules %q: %w", path, err)
+	}
+	for _, s := range file.Deny {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return fmt.Errorf("rule in %q: %w", path, err)
+		}
+		g.deny = append(g.deny, re)
+	}
+	return nil
 }

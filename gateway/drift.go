@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/policy"
+)
+
+// DefaultRecheckInterval is how often files are hashed again when the
+// manifest's gatewayConfig.recheckInterval is not set.
+const DefaultRecheckInterval = 30 * time.Second
+
+// watch hashes every plugin's and agent's files again on a timer and soon
+// after any change fsnotify reports, until ctx ends.
+func (g *Gateway) watch(ctx context.Context) {
+	cfg := g.stack.GatewayConfig
+	ticker := time.NewTicker(cfg.Duration(cfg.RecheckInterval, DefaultRecheckInterval))
+	defer ticker.Stop()
+	var events <-chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		g.log.Warn("file change notification unavailable; rechecking on the timer only", "error", err)
+	} else {
+		defer w.Close()
+		g.addWatches(w)
+		events = w.Events
+	}
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			g.recheck(ctx)
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			debounce.Reset(50 * time.Millisecond)
+		case <-debounce.C:
+			g.recheck(ctx)
+		}
+	}
+}
+
+// addWatches watches the folders that hold each component's files, and
+// each snapshot.
+func (g *Gateway) addWatches(w *fsnotify.Watcher) {
+	add := func(dir string) {
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = w.Add(p)
+			}
+			return nil
+		})
+	}
+	for _, c := range g.children {
+		p := filepath.Join(g.stack.Source.Dir, filepath.FromSlash(c.comp.Path))
+		if c.snapshot != "" {
+			add(p)
+			add(filepath.Dir(c.snapshot))
+		} else {
+			_ = w.Add(filepath.Dir(p))
+		}
+	}
+}
+
+// recheck measures every child's files on disk (and its snapshot) against
+// the verified digest.
+func (g *Gateway) recheck(ctx context.Context) {
+	root, err := os.OpenRoot(g.stack.Source.Dir)
+	if err != nil {
+		g.log.Error("recheck: manifest folder", "error", err)
+		return
+	}
+	defer root.Close()
+	for _, c := range g.children {
+		err := c.onDisk(root)
+		c.mu.Lock()
+		state, drift := c.state, c.reason
+		c.mu.Unlock()
+		switch {
+		case err != nil:
+			g.drifted(c, err)
+		case state == StateFailed && isDrift(drift):
+			g.log.Info("files match the verified digest again; restarting", "component", c.subject())
+			c.mu.Lock()
+			c.state, c.reason = StateStarting, ""
+			c.mu.Unlock()
+			if err := c.reseal(ctx); err != nil {
+				g.drifted(c, err)
+				continue
+			}
+			if err := g.startChild(ctx, c); err != nil {
+				c.fail("restart: " + err.Error())
+			}
+		}
+	}
+	g.mu.Lock()
+	g.lastCheck = g.now()
+	g.mu.Unlock()
+}
+
+// onDisk hashes the child's file or folder where the manifest says it is,
+// its snapshot, and its interpreter, and says which differs.
+func (c *child) onDisk(root *os.Root) error {
+	name := filepath.FromSlash(c.comp.Path)
+	if c.snapshot == "" {
+		fd, err := digest.File(root, name)
+		if err != nil {
+			return err
+		}
+		return fd.SHA256.Verify(c.digest)
+	}
+	d, err := digest.Tree(root, name)
+	if err != nil {
+		return err
+	}
+	if err := d.Verify(c.digest); err != nil {
+		return err
+	}
+	snap, err := os.OpenRoot(filepath.Dir(c.snapshot))
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	if d, err = digest.Tree(snap, filepath.Base(c.snapshot)); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if err := d.Verify(c.digest); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	dir, err := os.OpenRoot(filepath.Dir(c.interp.Path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	fd, err := digest.File(dir, filepath.Base(c.interp.Path))
+	if err != nil {
+		return fmt.Errorf("interpreter: %w", err)
+	}
+	if err := fd.SHA256.Verify(c.interp.Digest); err != nil {
+		return fmt.Errorf("interpreter %s: %w", c.interp.Path, err)
+	}
+	return nil
+}
+
+const driftPrefix = "drift: "
+
+func isDrift(reason string) bool {
+	return len(reason) >= len(driftPrefix) && reason[:len(driftPrefix)] == driftPrefix
+}
+
+// drifted handles a child whose files no longer match what was verified:
+// it is logged, reported to the agents, stopped and not restarted; under
+// onDrift: stop the gateway stops.
+func (g *Gateway) drifted(c *child, err error) {
+	c.mu.Lock()
+	already := c.state == StateFailed && isDrift(c.reason)
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	attrs := []any{"component", c.subject(), "error", err.Error()}
+	if mm := (*digest.MismatchError)(nil); errors.As(err, &mm) {
+		attrs = append(attrs, "expected", mm.Expected.String(), "found", mm.Actual.String())
+	}
+	g.log.Error("drift: files differ from what was verified; the component is stopped and will not be restarted from them", attrs...)
+	g.emit("component.drift", map[string]any{"component": c.subject(), "error": err.Error()})
+	c.fail(driftPrefix + err.Error())
+	if c.pol.DriftAction() == policy.OnDriftStop {
+		g.shutdown(&Refusal{Step: "drift", Component: c.subject(), Rule: "onDrift: stop", Err: err})
+	}
+}
+
+// shutdown stops the gateway with err; the first error wins.
+func (g *Gateway) shutdown(err error) {
+	g.stopOnce.Do(func() {
+		g.mu.Lock()
+		g.stopErr = err
+		g.mu.Unlock()
+		close(g.stopped)
+	})
+}
