@@ -31,7 +31,7 @@ func pythonCommand(command []string) (interp, module string, args []string, err 
 		return "", "", nil, fmt.Errorf("%w: a folder runs as [python3, -m, MODULE, ...], got %q", ErrCommand, command)
 	}
 	interp = command[0]
-	if !pythonName.MatchString(filepath.Base(interp)) || (filepath.IsAbs(interp) == false && interp != filepath.Base(interp)) {
+	if !pythonName.MatchString(filepath.Base(interp)) || (!filepath.IsAbs(interp) && interp != filepath.Base(interp)) {
 		return "", "", nil, fmt.Errorf("%w: the interpreter must be python3 or python3.N, by name or clean absolute path, got %q", ErrCommand, interp)
 	}
 	if !moduleName.MatchString(command[2]) {

@@ -79,7 +79,7 @@ func Start(ctx context.Context, cmd *exec.Cmd, opts Options) (*Client, error) {
 		timeout = DefaultStartTimeout
 	}
 	out := newOutput(opts.Stderr, logger.With("plugin", cmd.Path))
-	proc := &process{cmd: cmd, out: out}
+	proc := &process{cmd: cmd, out: out, done: make(chan struct{})}
 	cfg := &goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		Plugins:          goplugin.PluginSet{HooksName: &GRPCPlugin{}},
@@ -166,8 +166,22 @@ func within(dir, path string) bool {
 // Callers must still check that a REWRITE body is acceptable to them.
 func (c *Client) Hooks() Hooks { return c.hooks }
 
-// Exited reports whether the plugin process has exited.
-func (c *Client) Exited() bool { return c.gp.Exited() }
+// Exited reports whether the plugin process has exited, as Done does.
+func (c *Client) Exited() bool {
+	select {
+	case <-c.proc.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done returns a channel that is closed once the plugin process has exited
+// and been reaped, whether it exited by itself or through Kill. When a
+// process the plugin started still holds the plugin's standard output or
+// error, that is only once that process ends too, or at Kill. A caller that
+// sees Done closed must still call Kill to release the connection.
+func (c *Client) Done() <-chan struct{} { return c.proc.done }
 
 // Pid is the plugin's process id.
 func (c *Client) Pid() int { return c.proc.getPid() }

@@ -42,12 +42,14 @@ var (
 	// raised gives codes.Internal) or the plugin is gone.
 	ErrHook = errors.New("plugin hook failed")
 	// ErrVerdict is returned by a Hooks call whose verdict the host cannot
-	// apply: an unknown action, or REWRITE without a body.
+	// apply: no action (ACTION_UNSPECIFIED, as in an empty Verdict), an
+	// action this version does not know, or REWRITE without a body.
 	ErrVerdict = errors.New("invalid plugin verdict")
 )
 
 // Hooks is what a plugin implements and what the host calls. A nil verdict
-// with a nil error is an error on both sides, never an ALLOW.
+// with a nil error is an error on both sides, and a verdict without an
+// action is an error on the host: neither is ever an ALLOW.
 type Hooks interface {
 	OnRequest(ctx context.Context, r *pluginpb.Request) (*pluginpb.Verdict, error)
 	OnResponse(ctx context.Context, r *pluginpb.Response) (*pluginpb.Verdict, error)
@@ -91,16 +93,25 @@ func (c *hooksClient) OnResponse(ctx context.Context, r *pluginpb.Response) (*pl
 	return checkVerdict("OnResponse", v, err)
 }
 
+// checkVerdict fails closed: it passes on only the actions it knows, and
+// only a REWRITE that has a body.
 func checkVerdict(hook string, v *pluginpb.Verdict, err error) (*pluginpb.Verdict, error) {
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", hook, ErrHook, err)
-	case v.GetAction() == pluginpb.Verdict_REWRITE && len(v.GetBody()) == 0:
-		return nil, fmt.Errorf("%s: %w: REWRITE without a body", hook, ErrVerdict)
-	case pluginpb.Verdict_Action_name[int32(v.GetAction())] == "":
-		return nil, fmt.Errorf("%s: %w: unknown action %d", hook, ErrVerdict, v.GetAction())
 	}
-	return v, nil
+	switch a := v.GetAction(); a {
+	case pluginpb.Verdict_ALLOW, pluginpb.Verdict_BLOCK:
+		return v, nil
+	case pluginpb.Verdict_REWRITE:
+		if len(v.GetBody()) == 0 {
+			return nil, fmt.Errorf("%s: %w: REWRITE without a body", hook, ErrVerdict)
+		}
+		return v, nil
+	case pluginpb.Verdict_ACTION_UNSPECIFIED:
+		return nil, fmt.Errorf("%s: %w: no action", hook, ErrVerdict)
+	default:
+		return nil, fmt.Errorf("%s: %w: unknown action %d", hook, ErrVerdict, int32(a))
+	}
 }
 
 // hooksServer serves a plugin's Hooks. A panic in a hook or a nil verdict

@@ -151,6 +151,7 @@ func TestHookFailuresAreErrors(t *testing.T) {
 		{"/panic", ErrHook, codes.Internal},
 		{"/nil", ErrHook, codes.Internal},
 		{"/empty", ErrVerdict, codes.Unknown},
+		{"/noaction", ErrVerdict, codes.Unknown}, // fails closed, never an ALLOW
 		{"/unknown", ErrVerdict, codes.Unknown},
 	} {
 		v, err := onRequest(t, c, tc.path, "{}")

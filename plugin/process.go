@@ -23,8 +23,9 @@ import (
 // and hide the pid. It also reads the plugin's stderr itself, so that it
 // goes to Options.Stderr as it is instead of through go-plugin's parser.
 type process struct {
-	cmd *exec.Cmd
-	out *output
+	cmd  *exec.Cmd
+	out  *output
+	done chan struct{} // closed by Wait once the process is reaped
 
 	mu sync.Mutex // guards the fields below
 	// socketDir, stdout and stderr are set by runner, before Start.
@@ -79,12 +80,14 @@ func (p *process) Start(context.Context) error {
 }
 
 // Wait waits for the stderr copy (as exec.Cmd.Wait requires of pipe
-// readers) and then for the process.
+// readers) and then for the process, and closes done. go-plugin calls it
+// once, after Start and once the plugin's stdout has ended.
 func (p *process) Wait(context.Context) error {
 	if p.stderrDone == nil {
 		return errors.New("plugin not started")
 	}
 	<-p.stderrDone
+	defer close(p.done)
 	return p.cmd.Wait()
 }
 

@@ -205,7 +205,7 @@ func TestSealsHold(t *testing.T) {
 		"mmap shared writable": func() error {
 			b, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 			if err == nil {
-				unix.Munmap(b)
+				_ = unix.Munmap(b)
 			}
 			return err
 		},

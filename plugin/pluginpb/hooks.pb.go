@@ -24,25 +24,31 @@ const (
 type Verdict_Action int32
 
 const (
+	// ACTION_UNSPECIFIED is the zero value: a plugin that sets no action has
+	// not decided, and the gateway treats the call as failed, never as
+	// ALLOW.
+	Verdict_ACTION_UNSPECIFIED Verdict_Action = 0
 	// ALLOW passes the request or response on unchanged.
-	Verdict_ALLOW Verdict_Action = 0
+	Verdict_ALLOW Verdict_Action = 1
 	// BLOCK stops it.
-	Verdict_BLOCK Verdict_Action = 1
+	Verdict_BLOCK Verdict_Action = 2
 	// REWRITE replaces the body with body and passes it on.
-	Verdict_REWRITE Verdict_Action = 2
+	Verdict_REWRITE Verdict_Action = 3
 )
 
 // Enum value maps for Verdict_Action.
 var (
 	Verdict_Action_name = map[int32]string{
-		0: "ALLOW",
-		1: "BLOCK",
-		2: "REWRITE",
+		0: "ACTION_UNSPECIFIED",
+		1: "ALLOW",
+		2: "BLOCK",
+		3: "REWRITE",
 	}
 	Verdict_Action_value = map[string]int32{
-		"ALLOW":   0,
-		"BLOCK":   1,
-		"REWRITE": 2,
+		"ACTION_UNSPECIFIED": 0,
+		"ALLOW":              1,
+		"BLOCK":              2,
+		"REWRITE":            3,
 	}
 )
 
@@ -312,7 +318,9 @@ func (x *Response) GetStreamEvent() bool {
 	return false
 }
 
-// Verdict is a plugin's decision on a Request or a Response.
+// Verdict is a plugin's decision on a Request or a Response. The gateway
+// refuses a verdict without an action, as an empty Verdict has, or with an
+// action it does not know: the request or response does not pass.
 type Verdict struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Action Verdict_Action         `protobuf:"varint,1,opt,name=action,proto3,enum=trustgate.plugin.v1.Verdict_Action" json:"action,omitempty"`
@@ -359,7 +367,7 @@ func (x *Verdict) GetAction() Verdict_Action {
 	if x != nil {
 		return x.Action
 	}
-	return Verdict_ALLOW
+	return Verdict_ACTION_UNSPECIFIED
 }
 
 func (x *Verdict) GetReason() string {
@@ -397,15 +405,16 @@ const file_trustgate_plugin_v1_hooks_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\x05R\x06status\x125\n" +
 	"\aheaders\x18\x04 \x03(\v2\x1b.trustgate.plugin.v1.HeaderR\aheaders\x12\x12\n" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12!\n" +
-	"\fstream_event\x18\x06 \x01(\bR\vstreamEvent\"\x9f\x01\n" +
+	"\fstream_event\x18\x06 \x01(\bR\vstreamEvent\"\xb7\x01\n" +
 	"\aVerdict\x12;\n" +
 	"\x06action\x18\x01 \x01(\x0e2#.trustgate.plugin.v1.Verdict.ActionR\x06action\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04body\x18\x03 \x01(\fR\x04body\"+\n" +
-	"\x06Action\x12\t\n" +
-	"\x05ALLOW\x10\x00\x12\t\n" +
-	"\x05BLOCK\x10\x01\x12\v\n" +
-	"\aREWRITE\x10\x022\x9b\x01\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"C\n" +
+	"\x06Action\x12\x16\n" +
+	"\x12ACTION_UNSPECIFIED\x10\x00\x12\t\n" +
+	"\x05ALLOW\x10\x01\x12\t\n" +
+	"\x05BLOCK\x10\x02\x12\v\n" +
+	"\aREWRITE\x10\x032\x9b\x01\n" +
 	"\x05Hooks\x12G\n" +
 	"\tOnRequest\x12\x1c.trustgate.plugin.v1.Request\x1a\x1c.trustgate.plugin.v1.Verdict\x12I\n" +
 	"\n" +

@@ -7,8 +7,10 @@
 //	/panic        panics
 //	/nil          returns no verdict and no error
 //	/empty        REWRITE with no body
+//	/noaction     an empty Verdict: no action, reason or body
 //	/unknown      an action the protocol does not have
 //	/print        prints a line to os.Stdout and os.Stderr, ALLOW
+//	/exit         exits the process with status 3 (the call fails)
 //
 // and ALLOW for anything else. OnResponse returns ALLOW.
 package main
@@ -30,7 +32,7 @@ func (hooks) OnRequest(_ context.Context, r *pluginpb.Request) (*pluginpb.Verdic
 	switch r.GetPath() {
 	case "/env":
 		b, err := json.Marshal(map[string][]string{"env": os.Environ(), "args": os.Args})
-		return &pluginpb.Verdict{Reason: string(b)}, err
+		return &pluginpb.Verdict{Action: pluginpb.Verdict_ALLOW, Reason: string(b)}, err
 	case "/block":
 		return sdk.Block("blocked"), nil
 	case "/rewrite":
@@ -41,11 +43,15 @@ func (hooks) OnRequest(_ context.Context, r *pluginpb.Request) (*pluginpb.Verdic
 		return nil, nil
 	case "/empty":
 		return sdk.Rewrite(nil), nil
+	case "/noaction":
+		return &pluginpb.Verdict{}, nil
 	case "/unknown":
 		return &pluginpb.Verdict{Action: 7}, nil
 	case "/print":
 		fmt.Println("printed to stdout")
 		fmt.Fprintln(os.Stderr, "printed to stderr")
+	case "/exit":
+		os.Exit(3)
 	}
 	return sdk.Allow(), nil
 }

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bhooks.proto\x12\x13trustgate.plugin.v1\"&\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"~\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12,\n\x07headers\x18\x05 \x03(\x0b\x32\x1b.trustgate.plugin.v1.Header\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\"\x87\x01\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12,\n\x07headers\x18\x04 \x03(\x0b\x32\x1b.trustgate.plugin.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x14\n\x0cstream_event\x18\x06 \x01(\x08\"\x89\x01\n\x07Verdict\x12\x33\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32#.trustgate.plugin.v1.Verdict.Action\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\"+\n\x06\x41\x63tion\x12\t\n\x05\x41LLOW\x10\x00\x12\t\n\x05\x42LOCK\x10\x01\x12\x0b\n\x07REWRITE\x10\x02\x32\x9b\x01\n\x05Hooks\x12G\n\tOnRequest\x12\x1c.trustgate.plugin.v1.Request\x1a\x1c.trustgate.plugin.v1.Verdict\x12I\n\nOnResponse\x12\x1d.trustgate.plugin.v1.Response\x1a\x1c.trustgate.plugin.v1.VerdictB9Z7github.com/trustgate/trustgate/plugin/pluginpb;pluginpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0bhooks.proto\x12\x13trustgate.plugin.v1\"&\n\x06Header\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"~\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12,\n\x07headers\x18\x05 \x03(\x0b\x32\x1b.trustgate.plugin.v1.Header\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\"\x87\x01\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\x05\x12,\n\x07headers\x18\x04 \x03(\x0b\x32\x1b.trustgate.plugin.v1.Header\x12\x0c\n\x04\x62ody\x18\x05 \x01(\x0c\x12\x14\n\x0cstream_event\x18\x06 \x01(\x08\"\xa1\x01\n\x07Verdict\x12\x33\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32#.trustgate.plugin.v1.Verdict.Action\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\"C\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\t\n\x05\x41LLOW\x10\x01\x12\t\n\x05\x42LOCK\x10\x02\x12\x0b\n\x07REWRITE\x10\x03\x32\x9b\x01\n\x05Hooks\x12G\n\tOnRequest\x12\x1c.trustgate.plugin.v1.Request\x1a\x1c.trustgate.plugin.v1.Verdict\x12I\n\nOnResponse\x12\x1d.trustgate.plugin.v1.Response\x1a\x1c.trustgate.plugin.v1.VerdictB9Z7github.com/trustgate/trustgate/plugin/pluginpb;pluginpbb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hooks_pb2', globals())
@@ -28,9 +28,9 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _RESPONSE._serialized_start=205
   _RESPONSE._serialized_end=340
   _VERDICT._serialized_start=343
-  _VERDICT._serialized_end=480
+  _VERDICT._serialized_end=504
   _VERDICT_ACTION._serialized_start=437
-  _VERDICT_ACTION._serialized_end=480
-  _HOOKS._serialized_start=483
-  _HOOKS._serialized_end=638
+  _VERDICT_ACTION._serialized_end=504
+  _HOOKS._serialized_start=507
+  _HOOKS._serialized_end=662
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trustgate/trustgate/internal/example"
+
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/testutil"
@@ -144,7 +146,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"trustgate-gateway", "guardrail", "pii-redactor", "audit-agent", "gateway-image", "tiny-guard",
-		"yaml.v3@v3.0.1", "litellm@1.82.6", "env:OPENAI_API_KEY"} {
+		"github.com/hashicorp/go-hclog@v1.6.3", "litellm@1.82.6", "grpcio@1.51.1", "env:OPENAI_API_KEY"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
@@ -156,6 +158,20 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "PASS: 10 decisions") || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests") {
 		t.Errorf("demo's verification step:\n%s", stdout)
+	}
+	// Step 6: the real gateway starts on the signed example, then refuses
+	// a changed plugin without listening.
+	if example.PythonRuntime() == nil || os.Getenv("CI") == "true" {
+		for _, want := range []string{"6. Starting trustgate-gateway", "ready at http://127.0.0.1:",
+			"plugin/guardrail ", "plugin/pii-redactor ", "agent/audit-agent ", "exit 3, nothing listened",
+			"trustgate-gateway: refused at verify: plugin/guardrail: components[2].digests: expected sha256:"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("demo's gateway step lacks %q:\n%s", want, stdout)
+			}
+		}
+		if n := strings.Count(stdout, "  running  "); n != 4 {
+			t.Errorf("demo's gateway status shows %d running components, want 4:\n%s", n, stdout)
+		}
 	}
 	if !strings.Contains(stdout, "10 of 10 decisions pass") {
 		t.Errorf("demo's dry run of its own policy does not pass:\n%s", stdout)

@@ -106,12 +106,16 @@ func runDemo(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	fmt.Fprintf(out, "\n5. Verifying the deployment against the signed policy\n")
-	return demoVerify(cmd, s, verifier.Config{
+	if err := demoVerify(cmd, s, verifier.Config{
 		Stack: manifest, Policy: filepath.Join(dir, "policy.yaml"),
 		Trust:     policy.TrustRoot{Keys: []crypto.PublicKey{key.Public()}},
 		Bundles:   []string{filepath.Join(dir, "sbom.cdx.json.bundle.json")},
 		StatePath: filepath.Join(dir, "policy-state.json"),
-	})
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n6. Starting trustgate-gateway on the verified example\n")
+	return demoGateway(cmd, dir, s)
 }
 
 // demoVerify verifies the example as trustgate verify does (one call of
