@@ -276,9 +276,7 @@ func (c *child) start(ctx context.Context) error {
 		c.client, c.cmd, c.pid = client, cmd, pidOf(cmd)
 		c.mu.Unlock()
 		go func() {
-			for !client.Exited() {
-				time.Sleep(100 * time.Millisecond)
-			}
+			<-client.Done()
 			_ = stderr.Close()
 			close(done)
 		}()

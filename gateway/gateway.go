@@ -96,6 +96,33 @@ type Gateway struct {
 // returns without error, every plugin and agent runs from verified bytes
 // and nothing listens yet. A refusal is a *Refusal.
 func Start(ctx context.Context, opts Options) (_ *Gateway, err error) {
+	g, err := verified(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	if opts.afterVerify != nil {
+		opts.afterVerify()
+	}
+	// 5. start
+	for _, c := range g.children {
+		if err := g.startChild(ctx, c); err != nil {
+			return nil, refuse(StepStart, c.subject(), err)
+		}
+	}
+	g.mu.Lock()
+	g.lastCheck = g.now()
+	g.mu.Unlock()
+	return g, nil
+}
+
+// verified runs steps 1 to 4: on success every plugin and agent is sealed
+// and verified, and nothing runs yet.
+func verified(ctx context.Context, opts Options) (_ *Gateway, err error) {
 	if opts.Stack == "" || opts.Policy == "" || opts.DataDir == "" {
 		return nil, errors.New("the gateway needs a stack manifest, a policy and a data folder")
 	}
@@ -119,13 +146,19 @@ func Start(ctx context.Context, opts Options) (_ *Gateway, err error) {
 		}
 	}()
 
-	// 1. self
-	self, err := measureSelf()
-	if err != nil {
-		return nil, refuse(StepSelf, "gateway", err)
-	}
-	g.self = self
-	g.log.Info("measured own executable", "step", StepSelf, "digest", self.String())
+	// 1. self: the executable is hashed while steps 2 to 4 read and seal
+	// the rest (it only measures; the policy judges the digest in step 4,
+	// with everything else).
+	selfDone := make(chan struct{})
+	var selfDigest digest.Digest
+	var selfErr error
+	go func() {
+		defer close(selfDone)
+		selfDigest, selfErr = measureSelf()
+	}()
+	g.log.Info("measuring own executable", "step", StepSelf, "path", selfExe)
+	// Never leave the hash running behind a refusal.
+	defer func() { <-selfDone }()
 
 	// 2. policy (the manifest is parsed first: the policy governs the
 	// deployment the manifest names, and nothing of it runs yet).
@@ -150,22 +183,17 @@ func Start(ctx context.Context, opts Options) (_ *Gateway, err error) {
 		"plugins", len(s.Plugins), "agents", len(s.Agents), "providers", len(s.Providers))
 
 	// 4. verify
-	if err := g.verify(ctx); err != nil {
+	if err := g.verify(ctx, func() error {
+		<-selfDone
+		if selfErr != nil {
+			return refuse(StepSelf, "gateway", selfErr)
+		}
+		g.self = selfDigest
+		g.log.Info("measured own executable", "step", StepSelf, "digest", selfDigest.String())
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	if opts.afterVerify != nil {
-		opts.afterVerify()
-	}
-
-	// 5. start
-	for _, c := range g.children {
-		if err := g.startChild(ctx, c); err != nil {
-			return nil, refuse(StepStart, c.subject(), err)
-		}
-	}
-	g.mu.Lock()
-	g.lastCheck = g.now()
-	g.mu.Unlock()
 	return g, nil
 }
 
@@ -206,7 +234,7 @@ func (g *Gateway) checkConfig() error {
 
 // verify seals every plugin and agent, measures the deployment from those
 // copies and the running executable, and applies the policy.
-func (g *Gateway) verify(ctx context.Context) error {
+func (g *Gateway) verify(ctx context.Context, self func() error) error {
 	runDir, err := os.MkdirTemp(g.opts.DataDir, "run-")
 	if err != nil {
 		return refuse(StepVerify, "data folder", err)
@@ -215,6 +243,9 @@ func (g *Gateway) verify(ctx context.Context) error {
 	children, err := g.seal(ctx)
 	g.children = children
 	if err != nil {
+		return err
+	}
+	if err := self(); err != nil {
 		return err
 	}
 	byName := map[string]*child{}

@@ -236,6 +236,76 @@ func TestKillLeavesNoProcess(t *testing.T) {
 	}
 }
 
+func TestDone(t *testing.T) {
+	t.Run("Kill", func(t *testing.T) {
+		c := start(t, exec.Command(testPlugin(t)), Options{})
+		select {
+		case <-c.Done():
+			t.Fatal("Done closed while the plugin runs")
+		default:
+		}
+		killed := make(chan struct{})
+		go func() { c.Kill(); close(killed) }()
+		waitDone(t, c, 5*time.Second)
+		<-killed
+	})
+	t.Run("exits by itself", func(t *testing.T) {
+		c := start(t, exec.Command(testPlugin(t)), Options{})
+		pid := c.Pid()
+		if _, err := onRequest(t, c, "/exit", ""); !errors.Is(err, ErrHook) {
+			t.Fatalf("OnRequest(/exit) = %v, want ErrHook", err)
+		}
+		waitDone(t, c, 5*time.Second)
+		if !gone(pid) {
+			t.Errorf("process %d not reaped", pid)
+		}
+	})
+}
+
+// waitDone waits up to d for c.Done and checks that Exited agrees.
+func waitDone(t *testing.T, c *Client, d time.Duration) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(d):
+		t.Fatalf("Done not closed within %v", d)
+	}
+	if !c.Exited() {
+		t.Error("Exited() = false after Done")
+	}
+}
+
+func TestCheckVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    *pluginpb.Verdict
+		want error
+	}{
+		{"allow", &pluginpb.Verdict{Action: pluginpb.Verdict_ALLOW}, nil},
+		{"block", &pluginpb.Verdict{Action: pluginpb.Verdict_BLOCK}, nil},
+		{"rewrite", &pluginpb.Verdict{Action: pluginpb.Verdict_REWRITE, Body: []byte("{}")}, nil},
+		{"empty", &pluginpb.Verdict{}, ErrVerdict},
+		{"nil", nil, ErrVerdict},
+		{"no action with a reason", &pluginpb.Verdict{Reason: "ok"}, ErrVerdict},
+		{"rewrite without body", &pluginpb.Verdict{Action: pluginpb.Verdict_REWRITE}, ErrVerdict},
+		{"unknown", &pluginpb.Verdict{Action: 4}, ErrVerdict},
+		{"negative", &pluginpb.Verdict{Action: -1}, ErrVerdict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkVerdict("OnRequest", tc.v, nil)
+			if tc.want == nil {
+				if err != nil || got != tc.v {
+					t.Errorf("checkVerdict = %v, %v; want the verdict", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || got != nil {
+				t.Errorf("checkVerdict = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestNotAPlugin(t *testing.T) {
 	const timeout = 2 * time.Second
 	for _, tc := range []struct {

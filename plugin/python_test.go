@@ -21,14 +21,14 @@ import (
 
 const python3 = "/usr/bin/python3"
 
-// piiRedactor installs the Python SDK and the pii-redactor example into a
-// fresh folder laid out as the gateway lays out a Python plugin, and returns
-// the command the gateway runs it with. Without Debian's python3-grpcio the
-// test is skipped, except in CI (CI=true), where it fails.
-func piiRedactor(t *testing.T) *exec.Cmd {
+// pythonSite installs the Python SDK into a fresh folder laid out as the
+// gateway lays out a Python plugin: the plugin's code goes in dir, the SDK
+// and its gRPC runtime are in site. Without Debian's python3-grpcio the test
+// is skipped, except in CI (CI=true), where it fails.
+func pythonSite(t *testing.T) (dir, site string) {
 	t.Helper()
-	dir := t.TempDir()
-	site := filepath.Join(dir, "site-packages")
+	dir = t.TempDir()
+	site = filepath.Join(dir, "site-packages")
 	err := python.Install(site)
 	if _, perr := os.Stat(python3); perr != nil {
 		err = errors.Join(err, python.ErrNoGRPC, perr)
@@ -42,17 +42,30 @@ func piiRedactor(t *testing.T) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, site
+}
+
+// pythonCmd returns the command that runs code in dir, as the gateway runs a
+// Python plugin: isolated, with only dir and site on sys.path.
+func pythonCmd(dir, site, code string) *exec.Cmd {
+	code = "import sys; sys.path[:0]=[" + pyQuote(dir) + ", " + pyQuote(site) + "]; " + code
+	cmd := exec.Command(python3, "-I", "-S", "-B", "-c", code)
+	cmd.Dir = dir
+	cmd.Env = []string{}
+	return cmd
+}
+
+// piiRedactor installs the Python SDK and the pii-redactor example with
+// pythonSite and returns the command the gateway runs it with.
+func piiRedactor(t *testing.T) *exec.Cmd {
+	t.Helper()
+	dir, site := pythonSite(t)
 	_, self, _, _ := runtime.Caller(0)
 	example := filepath.Join(filepath.Dir(self), "..", "examples", "deployment", "plugins", "pii-redactor", "pii_redactor")
 	if err := os.CopyFS(filepath.Join(dir, "pii_redactor"), os.DirFS(example)); err != nil {
 		t.Fatal(err)
 	}
-	code := "import sys; sys.path[:0]=[" + pyQuote(dir) + ", " + pyQuote(site) + "]; " +
-		"import runpy; runpy.run_module('pii_redactor', run_name='__main__', alter_sys=True)"
-	cmd := exec.Command(python3, "-I", "-S", "-B", "-c", code)
-	cmd.Dir = dir
-	cmd.Env = []string{}
-	return cmd
+	return pythonCmd(dir, site, "import runpy; runpy.run_module('pii_redactor', run_name='__main__', alter_sys=True)")
 }
 
 func pyQuote(s string) string {
@@ -118,6 +131,21 @@ func TestPythonPlugin(t *testing.T) {
 	}
 	if !gone(pid) || !c.Exited() {
 		t.Errorf("process %d still there after Kill", pid)
+	}
+}
+
+// TestPythonEmptyVerdict checks that the host refuses a Python hook's
+// Verdict() without an action, and that the SDK's own default is an ALLOW.
+func TestPythonEmptyVerdict(t *testing.T) {
+	dir, site := pythonSite(t)
+	c := start(t, pythonCmd(dir, site, "import trustgate_plugin as tp; tp.serve(on_request=lambda r: tp.Verdict())"), Options{})
+	v, err := onRequest(t, c, "/v1/chat/completions", "{}")
+	if !errors.Is(err, ErrVerdict) || v != nil {
+		t.Errorf("OnRequest = %v, %v; want ErrVerdict", v, err)
+	}
+	v, err = c.Hooks().OnResponse(t.Context(), &pluginpb.Response{Id: "req-1", Status: 200, Body: []byte(`{}`)})
+	if err != nil || v.GetAction() != pluginpb.Verdict_ALLOW {
+		t.Errorf("OnResponse without a hook = %v, %v; want ALLOW", v, err)
 	}
 }
 

@@ -16,6 +16,10 @@
 //
 //	func main() { sdk.Serve(guard{}) }
 //
+// Build verdicts with Allow, Block and Rewrite: the gateway refuses a
+// Verdict without an action (the zero ACTION_UNSPECIFIED, as in an empty
+// pluginpb.Verdict) as a failed call, never as an ALLOW.
+//
 // The gateway starts the program itself; run by hand, Serve exits with a
 // message saying so. A hook that panics fails that call with codes.Internal
 // and the plugin keeps serving. Logs go to os.Stderr, which the gateway

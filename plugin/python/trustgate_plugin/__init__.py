@@ -13,7 +13,9 @@ A plugin is a program the gateway starts; it calls serve() with its hooks:
 
 Each hook takes the message (Request or Response, see hooks.proto) and
 returns a Verdict: allow(), block(reason) or rewrite(body). A hook that is
-not given allows everything. A hook that raises, or returns something that is
+not given allows everything. A Verdict without an action (Verdict(), whose
+action is ACTION_UNSPECIFIED) is refused by the gateway like a failed call:
+it never lets anything through. A hook that raises, or returns something that is
 not a Verdict, fails that call with a gRPC INTERNAL error (which the gateway
 treats as a failed plugin); the plugin keeps serving.
 
