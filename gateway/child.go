@@ -3,9 +3,9 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -42,8 +42,13 @@ type child struct {
 	comp   stack.Component
 	pol    *policy.Component
 	digest digest.Digest // the verified digest of its file or folder
-	grants policy.Capabilities
-	work   string // private working folder (bytecode cache for Python)
+	size   int64         // its verified size (a folder: its files' total)
+	// verified is the policy's decision; false for a component that runs
+	// only because its policy entry is in audit mode, for the reason given.
+	verified bool
+	audit    string
+	grants   policy.Capabilities
+	work     string // private working folder (bytecode cache for Python)
 
 	// A file component runs from sealed; a folder from snapshot under
 	// interp.
@@ -53,7 +58,14 @@ type child struct {
 	pyArgs   []string
 	interp   *interpreter
 
-	mu       sync.Mutex
+	// checks carries the watcher's findings to supervise, which alone
+	// starts, restarts and stops the process: nil means the files match
+	// what was verified, an error says how they differ.
+	checks chan error
+	quit   chan struct{} // closed when the gateway closes
+	exited chan struct{} // closed when supervise has returned
+
+	mu       sync.Mutex // guards what Status reads, and the copies
 	state    string
 	reason   string
 	restarts int
@@ -62,7 +74,6 @@ type child struct {
 	client   *plugin.Client
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
-	stopping bool
 	done     chan struct{} // closed when the current process is gone
 	events   chan []byte   // audit events for an agent
 }
@@ -71,6 +82,7 @@ type child struct {
 type interpreter struct {
 	Path   string        `json:"path"`
 	Digest digest.Digest `json:"digest"`
+	size   int64
 	file   *seal.File
 }
 
@@ -130,7 +142,7 @@ func (c *child) sealFrom(ctx context.Context, root *os.Root) error {
 		if err != nil {
 			return err
 		}
-		c.sealed, c.digest = f, f.Digest()
+		c.sealed, c.digest, c.size = f, f.Digest(), f.Size()
 		return nil
 	}
 	interp, module, args, err := pythonCommand(c.comp.Command)
@@ -145,7 +157,11 @@ func (c *child) sealFrom(ctx context.Context, root *os.Root) error {
 	if err != nil {
 		return err
 	}
-	c.snapshot, c.digest = snap, d
+	size, err := treeSize(snap)
+	if err != nil {
+		return err
+	}
+	c.snapshot, c.digest, c.size = snap, d, size
 	return nil
 }
 
@@ -165,6 +181,26 @@ func (c *child) snapshotFrom(root *os.Root) (string, digest.Digest, error) {
 	return snap, d, nil
 }
 
+// treeSize is the total size of the files in a snapshot (which holds
+// regular files and folders only).
+func treeSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += fi.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
 func sealInterpreter(ctx context.Context, name string) (*interpreter, error) {
 	p, err := resolveInterpreter(name)
 	if err != nil {
@@ -179,7 +215,7 @@ func sealInterpreter(ctx context.Context, name string) (*interpreter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interpreter %q: %w", p, err)
 	}
-	return &interpreter{Path: p, Digest: f.Digest(), file: f}, nil
+	return &interpreter{Path: p, Digest: f.Digest(), size: f.Size(), file: f}, nil
 }
 
 // checkInterpreter applies the policy's interpreter pin.
@@ -234,26 +270,35 @@ func (c *child) env() []string {
 
 // command builds the process that runs the verified copy: the sealed
 // memfd through /proc/self/fd (never the path that was checked), in its
-// own process group, killed if the gateway dies.
-func (c *child) command() *exec.Cmd {
+// own process group, killed if the gateway dies. A Python child gets a new
+// empty bytecode cache folder at every start, which it cannot write: no
+// .pyc from an earlier run (or from anyone else) is read.
+func (c *child) command() (*exec.Cmd, error) {
 	cmd := &exec.Cmd{Env: c.env(), SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
 	if c.snapshot != "" {
-		pycache := filepath.Join(c.work, "pycache")
-		_ = os.Mkdir(pycache, 0o700)
+		pycache, err := os.MkdirTemp(c.work, "pycache-")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(pycache, 0o500); err != nil {
+			return nil, err
+		}
 		cmd.Path = c.interp.file.Path()
 		cmd.Args = pythonArgv(c.interp.Path, pycache, c.snapshot, c.module, append(slices.Clone(c.pyArgs), c.comp.Args...))
 		cmd.Dir = c.snapshot
-		return cmd
+		return cmd, nil
 	}
 	cmd.Path = c.sealed.Path()
 	cmd.Args = append([]string{c.comp.Name}, c.comp.Args...)
 	cmd.Dir = c.work
-	return cmd
+	return cmd, nil
 }
 
-// startChild starts c from its verified copy and supervises it.
+// startChild starts c from its verified copy, then supervises it.
 func (g *Gateway) startChild(ctx context.Context, c *child) error {
+	c.checks, c.quit, c.exited = make(chan error), make(chan struct{}), make(chan struct{})
 	if err := c.start(ctx); err != nil {
+		close(c.exited)
 		return err
 	}
 	go c.supervise()
@@ -262,42 +307,66 @@ func (g *Gateway) startChild(ctx context.Context, c *child) error {
 
 func (c *child) start(ctx context.Context) error {
 	log := c.g.log.With("component", c.subject())
-	cmd := c.command()
+	cmd, err := c.command()
+	if err != nil {
+		return err
+	}
+	// No orphan sweep while a process is forked and not yet known.
+	c.g.startMu.RLock()
+	defer c.g.startMu.RUnlock()
 	done := make(chan struct{})
 	switch c.comp.Kind {
 	case stack.KindPlugin:
 		stderr := logWriter(log, "stderr")
-		client, err := plugin.Start(ctx, cmd, plugin.Options{Logger: log, StartTimeout: 15 * time.Second, Stderr: stderr})
+		client, err := plugin.Start(ctx, cmd, plugin.Options{Logger: log, StartTimeout: 15 * time.Second, Stderr: stderr, SocketDir: c.g.socketDir})
 		if err != nil {
 			_ = stderr.Close()
 			return err
 		}
+		pid := client.Pid()
+		c.g.track(pid)
 		c.mu.Lock()
-		c.client, c.cmd, c.pid = client, cmd, pidOf(cmd)
+		c.client, c.cmd, c.pid = client, cmd, pid
 		c.mu.Unlock()
 		go func() {
-			<-client.Done()
-			_ = stderr.Close()
+			awaitExit(pid)
 			close(done)
+			<-client.Done() // go-plugin reaps it
+			_ = stderr.Close()
+			c.g.untrack(pid)
 		}()
 	default:
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			return err
 		}
-		stdout, stderr := logWriter(log, "stdout"), logWriter(log, "stderr")
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Start(); err != nil {
-			_, _ = stdout.Close(), stderr.Close()
+		// Files, not writers: Wait then returns when the agent exits, not
+		// when whatever it left behind closes its output.
+		stdout, err := pipeToLog(log, "stdout")
+		if err != nil {
 			return err
 		}
+		stderr, err := pipeToLog(log, "stderr")
+		if err != nil {
+			_ = stdout.Close()
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		err = cmd.Start()
+		_, _ = stdout.Close(), stderr.Close() // the agent has its own copies
+		if err != nil {
+			return err
+		}
+		pid := cmd.Process.Pid
+		c.g.track(pid)
 		c.mu.Lock()
-		c.cmd, c.stdin, c.pid = cmd, in, cmd.Process.Pid
+		c.cmd, c.stdin, c.pid = cmd, in, pid
 		c.mu.Unlock()
 		go c.feed(in, done)
 		go func() {
+			awaitExit(pid)
 			_ = cmd.Wait()
-			_, _ = stdout.Close(), stderr.Close()
+			c.g.untrack(pid)
 			close(done)
 		}()
 	}
@@ -319,6 +388,8 @@ func pidOf(cmd *exec.Cmd) int {
 // closeCopies drops the sealed copies once the child has exec'd them: a
 // restart makes new ones from disk, which must verify again.
 func (c *child) closeCopies() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.sealed != nil {
 		_ = c.sealed.Close()
 		c.sealed = nil
@@ -344,54 +415,84 @@ func (c *child) feed(in io.WriteCloser, done <-chan struct{}) {
 	}
 }
 
-// supervise waits for the child to exit and restarts it with backoff,
-// each time from a new copy that must have the verified digest.
+// Restart backoff: the first wait, doubled after each restart, at most
+// the last.
+const (
+	firstBackoff = 500 * time.Millisecond
+	maxBackoff   = 30 * time.Second
+	// healthyRun is how long a process must have run for its exit to
+	// start the backoff from the first wait again.
+	healthyRun = time.Minute
+)
+
+// supervise owns the child's process until the gateway closes: it restarts
+// it with backoff when it exits, each time from a new copy that must have
+// the verified digest; it stops it for good when the watcher reports drift,
+// and starts it again (from a new verified copy) only when the watcher
+// reports that the files match again. Nothing else starts or stops it, so
+// at most one process runs per child.
 func (c *child) supervise() {
-	backoff := 500 * time.Millisecond
+	defer close(c.exited)
+	backoff := firstBackoff
+	var retry <-chan time.Time
 	for {
 		c.mu.Lock()
 		done := c.done
 		c.mu.Unlock()
-		<-done
-		c.mu.Lock()
-		if c.stopping || c.state == StateFailed {
-			if c.state != StateFailed {
-				c.state = StateStopped
+		select {
+		case <-c.quit:
+			c.kill()
+			return
+		case <-done:
+			c.mu.Lock()
+			c.done, c.pid = nil, 0
+			restart := c.state == StateRunning
+			if c.g.now().Sub(c.started) > healthyRun {
+				backoff = firstBackoff // it ran well for a while: not a crash loop
+			}
+			if restart {
+				c.state, c.restarts = StateExited, c.restarts+1
 			}
 			c.mu.Unlock()
-			return
-		}
-		c.state, c.restarts = StateExited, c.restarts+1
-		c.mu.Unlock()
-		c.g.log.Warn("exited; restarting from a verified copy", "component", c.subject(), "backoff", backoff.String())
-		c.g.emit("component.exited", map[string]any{"component": c.subject()})
-		time.Sleep(backoff)
-		backoff = min(backoff*2, 30*time.Second)
-		if err := c.restart(); err != nil {
-			return
+			if restart {
+				c.g.log.Warn("exited; restarting from a verified copy", "component", c.subject(), "backoff", backoff.String())
+				c.g.emit("component.exited", map[string]any{"component": c.subject()})
+				retry = time.After(backoff)
+				backoff = min(backoff*2, maxBackoff)
+			}
+		case <-retry:
+			retry = nil
+			c.restart()
+		case drift := <-c.checks:
+			c.mu.Lock()
+			state, reason := c.state, c.reason
+			c.mu.Unlock()
+			switch {
+			case drift != nil && !(state == StateFailed && isDrift(reason)):
+				retry = nil
+				c.g.drifted(c, drift)
+			case drift == nil && state == StateFailed && isDrift(reason):
+				c.g.log.Info("files match the verified digest again; restarting", "component", c.subject())
+				backoff = firstBackoff
+				c.restart()
+			}
 		}
 	}
 }
 
 // restart copies the component (and its interpreter) from disk again and
-// starts it only when the copy has the verified digest.
-func (c *child) restart() error {
-	c.mu.Lock()
-	stopping := c.stopping || c.state == StateFailed
-	c.mu.Unlock()
-	if stopping {
-		return errors.New("stopping")
-	}
+// starts it only when the copy has the verified digest; a copy that
+// differs is drift.
+func (c *child) restart() {
 	ctx := context.Background()
 	if err := c.reseal(ctx); err != nil {
 		c.g.drifted(c, err)
-		return err
+		return
 	}
 	if err := c.start(ctx); err != nil {
+		c.closeCopies()
 		c.fail("restart: " + err.Error())
-		return err
 	}
-	return nil
 }
 
 // reseal makes new verified copies and refuses any whose digest differs.
@@ -410,7 +511,9 @@ func (c *child) reseal(ctx context.Context) error {
 			_ = f.Close()
 			return f.Digest().Verify(c.digest)
 		}
+		c.mu.Lock()
 		c.sealed = f
+		c.mu.Unlock()
 		return nil
 	}
 	interp, err := sealInterpreter(ctx, c.interp.Path)
@@ -431,8 +534,10 @@ func (c *child) reseal(ctx context.Context) error {
 		removeAll(filepath.Dir(snap))
 		return d.Verify(c.digest)
 	}
+	c.mu.Lock()
 	old := c.snapshot
 	c.snapshot, c.interp = snap, interp
+	c.mu.Unlock()
 	removeAll(filepath.Dir(old))
 	return nil
 }
@@ -445,14 +550,22 @@ func (c *child) fail(reason string) {
 	c.kill()
 }
 
-// stop ends the child for good (the gateway is closing).
+// stop ends the child for good (the gateway is closing) and waits until
+// its supervisor is gone.
 func (c *child) stop() {
 	c.mu.Lock()
-	c.stopping = true
 	if c.state != StateFailed {
 		c.state = StateStopped
 	}
 	c.mu.Unlock()
+	if c.quit != nil {
+		select {
+		case <-c.quit:
+		default:
+			close(c.quit)
+		}
+		<-c.exited
+	}
 	c.kill()
 	c.closeCopies()
 }
@@ -477,17 +590,32 @@ func grantNames(c policy.Capabilities) []string {
 	return append(slices.Clone(c.Env), c.Credentials...)
 }
 
+// pipeToLog returns the write end of a pipe whose lines are logged.
+func pipeToLog(log *slog.Logger, stream string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer r.Close()
+		logLines(log, stream, r)
+	}()
+	return w, nil
+}
+
 // logWriter turns a child's output into log lines, one per line, each
 // clipped; closing it ends the reader.
 func logWriter(log *slog.Logger, stream string) *io.PipeWriter {
 	r, w := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 0, 4096), 64<<10)
-		for sc.Scan() {
-			log.Info("child output", "stream", stream, "line", safetext.Clip(sc.Text(), 2048))
-		}
-		_, _ = io.Copy(io.Discard, r)
-	}()
+	go logLines(log, stream, r)
 	return w
+}
+
+func logLines(log *slog.Logger, stream string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		log.Info("child output", "stream", stream, "line", safetext.Clip(sc.Text(), 2048))
+	}
+	_, _ = io.Copy(io.Discard, r)
 }

@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/internal/readfile"
 	"github.com/trustgate/trustgate/policy"
 )
 
@@ -85,25 +89,15 @@ func (g *Gateway) recheck(ctx context.Context) {
 	}
 	defer root.Close()
 	for _, c := range g.children {
-		err := c.onDisk(root)
-		c.mu.Lock()
-		state, drift := c.state, c.reason
-		c.mu.Unlock()
-		switch {
-		case err != nil:
-			g.drifted(c, err)
-		case state == StateFailed && isDrift(drift):
-			g.log.Info("files match the verified digest again; restarting", "component", c.subject())
-			c.mu.Lock()
-			c.state, c.reason = StateStarting, ""
-			c.mu.Unlock()
-			if err := c.reseal(ctx); err != nil {
-				g.drifted(c, err)
-				continue
-			}
-			if err := g.startChild(ctx, c); err != nil {
-				c.fail("restart: " + err.Error())
-			}
+		finding := c.onDisk(root)
+		if c.checks == nil {
+			continue // never started
+		}
+		select {
+		case c.checks <- finding:
+		case <-c.exited:
+		case <-ctx.Done():
+			return
 		}
 	}
 	g.mu.Lock()
@@ -116,11 +110,10 @@ func (g *Gateway) recheck(ctx context.Context) {
 func (c *child) onDisk(root *os.Root) error {
 	name := filepath.FromSlash(c.comp.Path)
 	if c.snapshot == "" {
-		fd, err := digest.File(root, name)
-		if err != nil {
-			return err
-		}
-		return fd.SHA256.Verify(c.digest)
+		return sameFile(root, name, c.size, c.digest)
+	}
+	if err := treeNoLarger(root, name, c.size); err != nil {
+		return err
 	}
 	d, err := digest.Tree(root, name)
 	if err != nil {
@@ -145,14 +138,66 @@ func (c *child) onDisk(root *os.Root) error {
 		return err
 	}
 	defer dir.Close()
-	fd, err := digest.File(dir, filepath.Base(c.interp.Path))
-	if err != nil {
-		return fmt.Errorf("interpreter: %w", err)
-	}
-	if err := fd.SHA256.Verify(c.interp.Digest); err != nil {
+	if err := sameFile(dir, filepath.Base(c.interp.Path), c.interp.size, c.interp.Digest); err != nil {
 		return fmt.Errorf("interpreter %s: %w", c.interp.Path, err)
 	}
 	return nil
+}
+
+// ErrSize means a file or folder no longer has the size that was
+// verified: drift, found without reading it all.
+var ErrSize = errors.New("size differs from what was verified")
+
+// sameFile checks that the file name in root has size bytes and the
+// digest want, reading at most size+1 bytes: a file swapped for a huge one
+// is drift at once, not an hour of hashing that holds up every other
+// check.
+func sameFile(root *os.Root, name string, size int64, want digest.Digest) error {
+	f, err := readfile.OpenIn(root, name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if fi.Size() != size {
+		return fmt.Errorf("%w: %d bytes, verified %d", ErrSize, fi.Size(), size)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, size+1))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("%w: %d bytes read, verified %d", ErrSize, n, size)
+	}
+	got, err := digest.Parse("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	if err != nil {
+		return err
+	}
+	return got.Verify(want)
+}
+
+// treeNoLarger refuses a folder whose regular files hold more bytes than
+// the verified snapshot, before its tree digest is computed. (A link
+// inside the tree is followed by the digest, as when it was verified.)
+func treeNoLarger(root *os.Root, name string, size int64) error {
+	var total int64
+	return fs.WalkDir(root.FS(), filepath.ToSlash(name), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if total += fi.Size(); total > size {
+				return fmt.Errorf("%w: more than the %d bytes verified", ErrSize, size)
+			}
+		}
+		return nil
+	})
 }
 
 const driftPrefix = "drift: "

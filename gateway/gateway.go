@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type Options struct {
 	// MinPolicyVersion is the lowest policy version accepted, whatever the
 	// rollback state says (a deleted state file cannot lower it).
 	MinPolicyVersion uint64
+	// ReapOrphans kills and reaps, while serving, every child of the
+	// gateway it did not start: with Harden's child subreaper, what a
+	// plugin or agent left behind outside its process group.
+	ReapOrphans bool
 	// InsecureDev waives the check of the gateway's own executable, for a
 	// development build nobody signed. Every status answer says so.
 	InsecureDev bool
@@ -81,7 +86,14 @@ type Gateway struct {
 	self     digest.Digest
 	children []*child
 	runDir   string
-	env      map[string]string
+	// socketDir holds the plugins' private socket folders.
+	socketDir string
+	// startMu is held (read) while a child is forked and not yet tracked,
+	// and (write) by the orphan sweep.
+	startMu sync.RWMutex
+	procMu  sync.Mutex
+	procs   map[int]bool
+	env     map[string]string
 
 	mu        sync.Mutex
 	ready     bool
@@ -240,6 +252,9 @@ func (g *Gateway) verify(ctx context.Context, self func() error) error {
 		return refuse(StepVerify, "data folder", err)
 	}
 	g.runDir = runDir
+	if g.socketDir, err = socketBase(runDir); err != nil {
+		return refuse(StepVerify, "plugin socket folder", err)
+	}
 	children, err := g.seal(ctx)
 	g.children = children
 	if err != nil {
@@ -307,8 +322,15 @@ func (g *Gateway) decide(r verify.Report) error {
 			}
 		}
 		for _, c := range g.children {
-			if c.subject() == d.Subject && d.Grants != nil {
+			if c.subject() != d.Subject {
+				continue
+			}
+			if d.Grants != nil {
 				c.grants = *d.Grants
+			}
+			c.verified = d.Allowed
+			if !d.Allowed {
+				c.audit = fmt.Sprintf("allowed in audit mode: %s: expected %s, found %s", d.Rule, d.Expected, d.Found)
 			}
 		}
 	}
@@ -333,5 +355,8 @@ func (g *Gateway) Close() {
 	}
 	if g.runDir != "" {
 		removeAll(g.runDir)
+	}
+	if g.socketDir != "" && !strings.HasPrefix(g.socketDir, g.runDir+"/") {
+		removeAll(g.socketDir)
 	}
 }

@@ -72,8 +72,11 @@ func (g *Gateway) Status() Status {
 	}
 	for _, c := range g.children {
 		c.mu.Lock()
-		cs := ComponentStatus{Kind: c.comp.Kind, Name: c.comp.Name, Role: c.comp.Role, Digest: c.digest.String(), Verified: true,
+		cs := ComponentStatus{Kind: c.comp.Kind, Name: c.comp.Name, Role: c.comp.Role, Digest: c.digest.String(), Verified: c.verified,
 			State: c.state, Reason: c.reason, PID: c.pid, Restarts: c.restarts, Grants: grantNames(c.grants)}
+		if cs.Reason == "" {
+			cs.Reason = c.audit
+		}
 		if c.interp != nil {
 			cs.Interpreter = &interpreter{Path: c.interp.Path, Digest: c.interp.Digest}
 		}
@@ -121,6 +124,20 @@ func (g *Gateway) answer(w http.ResponseWriter, code int, body any) {
 	_ = enc.Encode(body)
 }
 
+// sweepLoop sweeps orphans every second until ctx ends.
+func (g *Gateway) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.sweepOrphans()
+		}
+	}
+}
+
 // Serve is step 6: it binds the listener the manifest names, serves until
 // ctx ends or the gateway must stop (drift under onDrift: stop, the policy
 // expired), then stops every child. onListen, when not nil, is told the
@@ -153,6 +170,9 @@ func (g *Gateway) Serve(ctx context.Context, onListen func(net.Addr)) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.watch(wctx)
+	if g.opts.ReapOrphans {
+		go g.sweepLoop(wctx)
+	}
 	expiry := time.NewTimer(time.Until(g.policy.ExpiresAt()))
 	defer expiry.Stop()
 	serveErr := make(chan error, 1)

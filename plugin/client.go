@@ -34,6 +34,10 @@ type Options struct {
 	// the handshake (go-plugin forwards it over gRPC). Nil: each line is
 	// logged at debug level through Logger.
 	Stderr io.Writer
+	// SocketDir is the folder in which each plugin's private socket folder
+	// is made; empty means os.TempDir(), which the environment (TMPDIR)
+	// chooses. The gateway passes a folder of its own.
+	SocketDir string
 }
 
 // Client is a running plugin. Its methods are safe for concurrent use.
@@ -88,6 +92,7 @@ func Start(ctx context.Context, cmd *exec.Cmd, opts Options) (*Client, error) {
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
+		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: opts.SocketDir},
 		Logger:           hclogTo(logger),
 		SyncStdout:       out.stream(),
 		SyncStderr:       out.stream(),

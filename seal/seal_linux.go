@@ -111,6 +111,13 @@ func fill(ctx context.Context, mem, src *os.File, maxBytes int64) (*File, error)
 	if err := seal(mem); err != nil {
 		return nil, err
 	}
+	// Execute-only from now on: the kernel makes a process that runs an
+	// executable it may not read non-dumpable, so that other processes of
+	// the same user cannot read its environment or memory through /proc
+	// (root reads anyway).
+	if err := mem.Chmod(0o100); err != nil {
+		return nil, err
+	}
 	d, err := digest.Parse("sha256:" + hex.EncodeToString(sum))
 	if err != nil {
 		return nil, err

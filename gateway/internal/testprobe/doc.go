@@ -24,18 +24,8 @@ type Report struct {
 // Write writes the probe's report to path (atomically: a temporary file,
 // then a rename), so that a reader never sees half of one.
 func Write(path, marker string) error {
-	f, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return err
-	}
 	dir, _ := os.Getwd()
-	data, err := json.Marshal(Report{Marker: marker, Exe: "sha256:" + hex.EncodeToString(h.Sum(nil)), Env: os.Environ(), Args: os.Args, Dir: dir})
+	data, err := json.Marshal(Report{Marker: marker, Exe: selfDigest(), Env: os.Environ(), Args: os.Args, Dir: dir})
 	if err != nil {
 		return err
 	}
@@ -44,4 +34,20 @@ func Write(path, marker string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// selfDigest is the sha256 of the running executable, or why it cannot be
+// read: the gateway runs its children from execute-only copies, which only
+// root may read.
+func selfDigest() string {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

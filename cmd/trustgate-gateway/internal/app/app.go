@@ -75,7 +75,7 @@ flags, 1 when it fails while running, 0 after SIGINT or SIGTERM.`,
 	fl.StringVar(&f.stack, "stack", "", "stack manifest (required)")
 	fl.StringVar(&f.policy, "policy", "", "the signed policy (required)")
 	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
-	fl.StringArrayVar(&f.trustKeys, "trust-key", nil, "public key (PEM) allowed to sign the policy (repeatable; default: the one built in)")
+	fl.StringArrayVar(&f.trustKeys, "trust-key", nil, "public key (PEM) allowed to sign the policy (repeatable; refused when a key is built in)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json, for keyless signers")
 	fl.StringVar(&f.identity, "policy-certificate-identity", "", "keyless policy signer: the certificate's subject, exactly")
 	fl.StringVar(&f.identityRegexp, "policy-certificate-identity-regexp", "", "keyless policy signer: the subject, as an anchored regular expression")
@@ -134,7 +134,7 @@ func run(ctx context.Context, f flags, stderr io.Writer, emb Embedded) (int, err
 	g, err := gateway.Start(ctx, gateway.Options{
 		Stack: f.stack, Policy: f.policy, PolicyBundle: f.policyBundle, Trust: trust,
 		Bundles: f.bundles, DataDir: f.dataDir, MinPolicyVersion: floor, InsecureDev: f.insecureDev,
-		Registry: pin.Registry{}, Logger: log,
+		Registry: pin.Registry{}, Logger: log, ReapOrphans: true,
 	})
 	if err != nil {
 		return exitFor(err), err
@@ -169,16 +169,22 @@ func logger(w io.Writer, format, level string) (*slog.Logger, error) {
 
 // trustRoot is the flags' policy signers, or the built-in key.
 func trustRoot(f flags, emb Embedded) (policy.TrustRoot, error) {
-	keys, err := verifier.PublicKeys(f.trustKeys)
-	if err != nil {
-		return policy.TrustRoot{}, fmt.Errorf("--trust-key: %w", err)
-	}
-	if len(keys) == 0 && emb.TrustKey != "" {
+	if emb.TrustKey != "" {
+		// A release build's trust root is part of the signed binary: no
+		// flag, which anyone starting the gateway chooses, may replace or
+		// widen it.
+		if len(f.trustKeys) > 0 || f.trustedRoot != "" || f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != "" {
+			return policy.TrustRoot{}, errors.New("this build has a built-in policy trust root; --trust-key, --trusted-root and the --policy-certificate-* flags cannot change it")
+		}
 		k, err := embeddedKey(emb.TrustKey)
 		if err != nil {
 			return policy.TrustRoot{}, err
 		}
-		keys = []crypto.PublicKey{k}
+		return policy.TrustRoot{Keys: []crypto.PublicKey{k}}, nil
+	}
+	keys, err := verifier.PublicKeys(f.trustKeys)
+	if err != nil {
+		return policy.TrustRoot{}, fmt.Errorf("--trust-key: %w", err)
 	}
 	material, err := verifier.TrustedRoot(f.trustedRoot)
 	if err != nil {
