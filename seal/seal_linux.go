@@ -93,18 +93,7 @@ func fill(ctx context.Context, mem, src *os.File, maxBytes int64) (*File, error)
 	if err := mem.Chmod(0o500); err != nil {
 		return nil, err
 	}
-	size := int64(0)
-	if fi, err := src.Stat(); err == nil {
-		size = fi.Size()
-	}
-	var sum []byte
-	var n int64
-	var err error
-	if size > 0 && size <= maxBytes {
-		sum, n, err = streamMapped(ctx, mem, src, size)
-	} else {
-		sum, n, err = stream(ctx, mem, src, maxBytes)
-	}
+	sum, n, err := stream(ctx, mem, src, maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -155,60 +144,6 @@ func stream(ctx context.Context, w *os.File, src *os.File, maxBytes int64) ([]by
 			return nil, 0, fmt.Errorf("reading: %w", rerr)
 		}
 	}
-}
-
-// ErrChanged means the file grew while it was copied: what it holds is not
-// one version, so it is not run.
-var ErrChanged = errors.New("the file changed while it was copied")
-
-// streamMapped is stream for a file whose size is known: the memory file
-// is sized and mapped once, and the source is read straight into the
-// mapping, so the bytes are copied once (not read into a buffer, then
-// written) and hashed from where they are stored. The mapping is gone
-// before the caller seals. A file that has more bytes than its size said
-// is refused (ErrChanged); one that has fewer is copied as it is.
-func streamMapped(ctx context.Context, mem, src *os.File, size int64) ([]byte, int64, error) {
-	if err := unix.Fallocate(int(mem.Fd()), 0, 0, size); err != nil {
-		return nil, 0, fmt.Errorf("sizing the memory file: %w", err)
-	}
-	m, err := unix.Mmap(int(mem.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, 0, fmt.Errorf("mapping the memory file: %w", err)
-	}
-	h := sha256.New()
-	var off int64
-	err = func() error {
-		defer func() { _ = unix.Munmap(m) }()
-		for off < size {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			end := min(off+chunk, size)
-			n, rerr := src.ReadAt(m[off:end], off)
-			h.Write(m[off : off+int64(n)])
-			off += int64(n)
-			if errors.Is(rerr, io.EOF) {
-				return nil // shorter than its size said
-			}
-			if rerr != nil {
-				return fmt.Errorf("reading: %w", rerr)
-			}
-		}
-		return nil
-	}()
-	if err != nil {
-		return nil, 0, err
-	}
-	var extra [1]byte
-	if k, _ := src.ReadAt(extra[:], off); k > 0 {
-		return nil, 0, fmt.Errorf("%w: it grew past %d bytes", ErrChanged, size)
-	}
-	if off < size {
-		if err := mem.Truncate(off); err != nil {
-			return nil, 0, fmt.Errorf("sizing the memory file: %w", err)
-		}
-	}
-	return h.Sum(nil), off, nil
 }
 
 func tooLarge(maxBytes int64) error {
