@@ -317,6 +317,13 @@ type running struct {
 
 // start runs exe (the deployment's bin/trustgate-gateway by default).
 func (d *deployment) start(exe string, extra ...string) *running {
+	d.t.Helper()
+	return d.startWith(exe, nil, nil, extra...)
+}
+
+// startWith is start with a process attribute and extra environment
+// for the gateway.
+func (d *deployment) startWith(exe string, attr *syscall.SysProcAttr, env []string, extra ...string) *running {
 	t := d.t
 	t.Helper()
 	if exe == "" {
@@ -328,7 +335,8 @@ func (d *deployment) start(exe string, extra ...string) *running {
 		args = append(args, "--bundle", b)
 	}
 	r := &running{t: t, cmd: exec.Command(exe, args...), addr: d.listen, done: make(chan struct{})}
-	r.cmd.Env = d.env
+	r.cmd.Env = append(append([]string{}, d.env...), env...)
+	r.cmd.SysProcAttr = attr
 	stderr, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -86,8 +86,12 @@ func TestAuditModeAllows(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an audit-mode failure stopped the gateway: %v", err)
 	}
-	if st := g.Status().component("plugin", "guardrail"); st.State != StateRunning {
+	st := g.Status().component("plugin", "guardrail")
+	if st.State != StateRunning {
 		t.Errorf("the audited plugin does not run: %+v", st)
+	}
+	if st.Verified || !strings.Contains(st.Reason, "allowed in audit mode") || !strings.Contains(st.Reason, ".signers") {
+		t.Errorf("the status must say the plugin runs unverified, in audit mode, and why: %+v", st)
 	}
 }
 
