@@ -378,13 +378,6 @@ func (c *child) start(ctx context.Context) error {
 	return nil
 }
 
-func pidOf(cmd *exec.Cmd) int {
-	if cmd.Process != nil {
-		return cmd.Process.Pid
-	}
-	return 0
-}
-
 // closeCopies drops the sealed copies once the child has exec'd them: a
 // restart makes new ones from disk, which must verify again.
 func (c *child) closeCopies() {

@@ -399,7 +399,12 @@ func TestRestartAndStatusDoNotRace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ctx, nil) }()
-	defer func() { cancel(); <-served }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
 	c := g.child("plugin", "pii-redactor")
 	c.mu.Lock()
 	pid := c.pid

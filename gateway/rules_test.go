@@ -23,7 +23,7 @@ func startInProcess(t *testing.T, d *deployment) (*Gateway, error) {
 	return g, err
 }
 
-func wantRefusal(t *testing.T, err error, step, component, rule string) *Refusal {
+func wantRefusal(t *testing.T, err error, step, component, rule string) {
 	t.Helper()
 	var r *Refusal
 	if !errors.As(err, &r) || !errors.Is(err, ErrRefused) {
@@ -32,7 +32,6 @@ func wantRefusal(t *testing.T, err error, step, component, rule string) *Refusal
 	if r.Step != step || r.Component != component || !strings.Contains(r.Rule+" "+r.Error(), rule) {
 		t.Fatalf("refusal %q: want step %s, component %s, rule %s", r.Error(), step, component, rule)
 	}
-	return r
 }
 
 // The policy's interpreter pin: a wrong digest refuses the Python plugin
@@ -50,8 +49,9 @@ func TestInterpreterPin(t *testing.T) {
 	}
 	d.write()
 	_, err := startInProcess(t, d)
-	r := wantRefusal(t, err, StepVerify, "plugin/pii-redactor", "interpreter.digests")
-	if r.Expected != pin || !strings.Contains(r.Found, "/usr/bin/python3") {
+	wantRefusal(t, err, StepVerify, "plugin/pii-redactor", "interpreter.digests")
+	var r *Refusal
+	if errors.As(err, &r); r.Expected != pin || !strings.Contains(r.Found, "/usr/bin/python3") {
 		t.Errorf("refusal %+v does not name the pin and the interpreter found", r)
 	}
 	real, err := filepath.EvalSymlinks("/usr/bin/python3")
