@@ -222,6 +222,7 @@ func (g *Gateway) drifted(c *child, err error) {
 	}
 	g.log.Error("drift: files differ from what was verified; the component is stopped and will not be restarted from them", attrs...)
 	g.emit("component.drift", map[string]any{"component": c.subject(), "error": err.Error()})
+	g.metrics.drifted(c.subject())
 	c.fail(driftPrefix + err.Error())
 	if c.pol.DriftAction() == policy.OnDriftStop {
 		g.shutdown(&Refusal{Step: "drift", Component: c.subject(), Rule: "onDrift: stop", Err: err})

@@ -86,6 +86,8 @@ type Gateway struct {
 	self     digest.Digest
 	children []*child
 	runDir   string
+	router   *router
+	metrics  *metrics
 	// socketDir holds the plugins' private socket folders.
 	socketDir string
 	// startMu is held (read) while a child is forked and not yet tracked,
@@ -125,6 +127,11 @@ func Start(ctx context.Context, opts Options) (_ *Gateway, err error) {
 		if err := g.startChild(ctx, c); err != nil {
 			return nil, refuse(StepStart, c.subject(), err)
 		}
+	}
+	// The routes, and the provider keys read once.
+	g.metrics = newMetrics(g)
+	if g.router, err = newRouter(g); err != nil {
+		return nil, refuse(StepStart, "router", err)
 	}
 	g.mu.Lock()
 	g.lastCheck = g.now()

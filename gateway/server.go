@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -107,7 +108,34 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/trustgate/status", func(w http.ResponseWriter, _ *http.Request) {
 		g.answer(w, http.StatusOK, g.Status())
 	})
-	return mux
+	if g.router != nil {
+		g.router.register(mux)
+	}
+	if g.metrics != nil {
+		mux.Handle("GET /metrics", g.metrics.handler())
+	}
+	return recoverPanics(g.log, mux)
+}
+
+// recoverPanics answers a request whose handler panicked with a 500 in
+// OpenAI's shape, and logs the panic by its type only: its value may hold
+// anything the handler held, a key included. http.ErrAbortHandler (the
+// proxy's way to drop a broken stream) is passed on.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			log.Error("panic while serving a request; answered 500", "kind", fmt.Sprintf("%T", v), "path", r.URL.Path)
+			writeError(w, http.StatusInternalServerError, "The gateway failed while serving this request.", "api_error", "", "internal_error")
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (g *Gateway) answer(w http.ResponseWriter, code int, body any) {

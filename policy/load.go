@@ -412,6 +412,9 @@ func (c *checker) runtime(at string, comp *Component) {
 	default:
 		c.fail(at+".onDrift", ErrInvalid, "want %s or %s", OnDriftDisable, OnDriftStop)
 	}
+	if comp.FailOpen && comp.Kind != "plugin" {
+		c.fail(at+".failOpen", ErrInvalid, "only plugins are called on the request path")
+	}
 	if comp.Interpreter == nil {
 		return
 	}

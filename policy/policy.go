@@ -116,6 +116,10 @@ type Component struct {
 	// Python folder), pins the interpreter's executable by digest. Without
 	// it the interpreter is measured and reported, not pinned.
 	Interpreter *InterpreterRule `yaml:"interpreter,omitempty" json:"interpreter,omitempty"`
+	// FailOpen lets requests through, for a plugin, when the plugin errs
+	// or misses its deadline. By default such a request is refused (fail
+	// closed).
+	FailOpen bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
 
 	digests []digest.Digest
 }

@@ -281,6 +281,16 @@ func (c *checker) providers() error {
 		if err := c.credential(at+".credential", p.Credential); err != nil {
 			return err
 		}
+		switch p.API {
+		case "", APIOpenAI, APIAnthropic:
+		default:
+			return c.fail(at+".api", ErrInvalid, "want %s or %s", APIOpenAI, APIAnthropic)
+		}
+		if p.Timeout != "" {
+			if d, err := time.ParseDuration(p.Timeout); err != nil || d <= 0 {
+				return c.fail(at+".timeout", ErrInvalid, "want a positive duration such as 60s")
+			}
+		}
 	}
 	return nil
 }
@@ -366,6 +376,17 @@ func (c *checker) models() error {
 		}
 		if m.Provider != "" && !providers[m.Provider] {
 			return c.fail(at+".provider", ErrUnknownReference, "no entry of providers has this name")
+		}
+		if len(m.Fallbacks) > 0 && m.Provider == "" {
+			return c.fail(at+".fallbacks", ErrInvalid, "a model without a provider has nothing to fall back from")
+		}
+		for j, f := range m.Fallbacks {
+			if !providers[f] {
+				return c.fail(fmt.Sprintf("%s.fallbacks[%d]", at, j), ErrUnknownReference, "no entry of providers has this name")
+			}
+			if f == m.Provider || slices.Contains(m.Fallbacks[:j], f) {
+				return c.fail(fmt.Sprintf("%s.fallbacks[%d]", at, j), ErrDuplicateName, "named twice")
+			}
 		}
 		if m.File != "" {
 			if err := c.path(at+".file", m.File, wantFile); err != nil {

@@ -102,7 +102,21 @@ type Provider struct {
 	Name       string        `yaml:"name" json:"name"`
 	BaseURL    string        `yaml:"baseURL" json:"baseURL"`
 	Credential CredentialRef `yaml:"credential" json:"credential"`
+	// API is the upstream's protocol: APIOpenAI (the default: OpenAI and
+	// the servers that speak its API, such as vLLM and Ollama) or
+	// APIAnthropic (Anthropic's Messages API, which the gateway translates
+	// to and from OpenAI's chat completions).
+	API string `yaml:"api,omitempty" json:"api,omitempty"`
+	// Timeout bounds one upstream request, from sending it to the end of
+	// the answer; a Go duration, default 120s.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
+
+// Upstream protocols (Provider.API).
+const (
+	APIOpenAI    = "openai"
+	APIAnthropic = "anthropic"
+)
 
 // CredentialRef says where a credential is found at run time; never what it
 // is. Exactly one field is set.
@@ -126,11 +140,14 @@ func (c CredentialRef) String() string {
 // Model is a model the deployment serves: remote through a provider, local
 // from a model file, or both.
 type Model struct {
-	Name     string     `yaml:"name" json:"name"`
-	Version  string     `yaml:"version,omitempty" json:"version,omitempty"`
-	Provider string     `yaml:"provider,omitempty" json:"provider,omitempty"`
-	File     string     `yaml:"file,omitempty" json:"file,omitempty"`
-	Card     *ModelCard `yaml:"card,omitempty" json:"card,omitempty"`
+	Name     string `yaml:"name" json:"name"`
+	Version  string `yaml:"version,omitempty" json:"version,omitempty"`
+	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// Fallbacks are other providers that serve the model, tried in order
+	// when Provider fails before answering.
+	Fallbacks []string   `yaml:"fallbacks,omitempty" json:"fallbacks,omitempty"`
+	File      string     `yaml:"file,omitempty" json:"file,omitempty"`
+	Card      *ModelCard `yaml:"card,omitempty" json:"card,omitempty"`
 }
 
 // ModelCard is the part of a CycloneDX model card a manifest may give.

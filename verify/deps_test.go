@@ -12,7 +12,7 @@ import (
 // and the plugin protocol are held to the same.
 func TestNoHeavyImports(t *testing.T) {
 	for _, pkg := range []string{"verifier", "verify", "bundle", "policy", "gather", "pin", "sbomprop", "digest", "stack",
-		"gateway", "seal", "plugin", "plugin/sdk", "cmd/trustgate-gateway"} {
+		"gateway", "gateway/clientkeys", "audit", "seal", "plugin", "plugin/sdk", "cmd/trustgate-gateway"} {
 		out, err := exec.Command("go", "list", "-deps", "github.com/trustgate/trustgate/"+pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)

@@ -235,8 +235,9 @@ type Response struct {
 	// status is the HTTP status code of the answer.
 	Status  int32     `protobuf:"varint,3,opt,name=status,proto3" json:"status,omitempty"`
 	Headers []*Header `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
-	// body is the JSON answer body, or one server-sent event when
-	// stream_event is true.
+	// body is the JSON answer body; when stream_event is true, the JSON
+	// data of one server-sent event of the stream (a chat.completion.chunk),
+	// without the "data:" framing.
 	Body []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
 	// stream_event is true when body is one server-sent event of a streamed
 	// answer, as the provider sent it: its fields ("data: {...}") and the

@@ -46,7 +46,8 @@ func NewRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewDemoCmd())
+	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewAuditCmd(), NewDemoCmd())
+	root.AddCommand(NewGatewayKeysCmd())
 	return root
 }
 

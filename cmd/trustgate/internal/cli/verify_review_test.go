@@ -66,9 +66,9 @@ func TestVerifyBindsWhatRuns(t *testing.T) {
 		})
 		e.denied(t, tr, e.args(), "FAIL  manifest", "FAIL  plugin/pii-redactor  command: expected [\"python3\",\"-m\",\"pii_redactor\"]")
 	})
-	t.Run("gateway args changed", func(t *testing.T) {
+	t.Run("gateway args added", func(t *testing.T) {
 		e.edit(t, "stack.yaml", func(s string) string {
-			return strings.Replace(s, `args: ["--listen", "127.0.0.1:8080"]`, `args: ["--listen", "0.0.0.0:8080"]`, 1)
+			return strings.Replace(s, "  path: bin/trustgate-gateway\n", "  path: bin/trustgate-gateway\n  args: [\"--insecure-dev\"]\n", 1)
 		})
 		e.denied(t, tr, e.args(), "FAIL  manifest", "FAIL  gateway/trustgate-gateway  command:")
 	})

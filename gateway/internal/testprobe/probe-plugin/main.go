@@ -4,10 +4,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/trustgate/trustgate/gateway/internal/testprobe"
 	"github.com/trustgate/trustgate/plugin/pluginpb"
@@ -19,7 +21,18 @@ var marker = "unset"
 
 type hooks struct{}
 
-func (hooks) OnRequest(context.Context, *pluginpb.Request) (*pluginpb.Verdict, error) {
+// OnRequest allows, with the marker as the reason; a body that says
+// PROBE-HANG never gets an answer, one that says PROBE-CRASH kills the
+// plugin, and one that says PROBE-REROUTE is rewritten to another model.
+func (hooks) OnRequest(_ context.Context, r *pluginpb.Request) (*pluginpb.Verdict, error) {
+	switch {
+	case bytes.Contains(r.GetBody(), []byte("PROBE-HANG")):
+		time.Sleep(time.Hour)
+	case bytes.Contains(r.GetBody(), []byte("PROBE-CRASH")):
+		os.Exit(3)
+	case bytes.Contains(r.GetBody(), []byte("PROBE-REROUTE")):
+		return &pluginpb.Verdict{Action: pluginpb.Verdict_REWRITE, Body: []byte(`{"model":"claude-sonnet-4-5","messages":[]}`)}, nil
+	}
 	return &pluginpb.Verdict{Action: pluginpb.Verdict_ALLOW, Reason: marker}, nil
 }
 

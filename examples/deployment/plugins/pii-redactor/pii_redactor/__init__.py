@@ -2,8 +2,8 @@
 
 Requests: every message's content (a string, or the text of its parts) in
 the JSON request body. Responses: choices[].message.content of a whole
-answer, choices[].delta.content of each server-sent event of a streamed one
-(an address split across two events is not seen).
+answer, choices[].delta.content of each event (chunk) of a streamed one (an
+address split across two events is not seen).
 """
 
 import json
@@ -52,16 +52,8 @@ def _redact_answer(answer: dict, key: str) -> bool:
 
 
 def redact_response(body: bytes, stream_event: bool):
-    """Returns the redacted answer body (or server-sent event), or None when
+    """Returns the redacted answer body (or stream event data), or None when
     nothing changed."""
-    if not stream_event:
-        answer = json.loads(body)
-        return json.dumps(answer).encode() if _redact_answer(answer, "message") else None
-    lines, changed = [], False
-    for line in body.decode().split("\n"):
-        if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
-            event = json.loads(line[5:])
-            if _redact_answer(event, "delta"):
-                line, changed = "data: " + json.dumps(event), True
-        lines.append(line)
-    return "\n".join(lines).encode() if changed else None
+    answer = json.loads(body)
+    key = "delta" if stream_event else "message"
+    return json.dumps(answer).encode() if _redact_answer(answer, key) else None
