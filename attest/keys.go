@@ -211,6 +211,10 @@ func (k *Key) Hint() string { return k.hint }
 // Public is the public half of the key.
 func (k *Key) Public() crypto.PublicKey { return k.signer.Public() }
 
+// Signer is the key as a crypto.Signer, for signers of other formats (the
+// gateway's audit checkpoints).
+func (k *Key) Signer() crypto.Signer { return k.signer }
+
 // The sign.Keypair methods, for sigstore-go.
 
 // GetHashAlgorithm implements sign.Keypair.

@@ -6,12 +6,14 @@ import (
 	"time"
 )
 
-// emit sends an audit event to every agent as one JSON line: {"time",
-// "type", ...fields}. It never blocks the gateway: an agent that does not
-// keep up loses events, and the loss is logged.
+// emit records an audit event in the audit log and sends it to every
+// agent as one JSON line: {"time", "type", ...fields}. It never blocks the
+// gateway: an agent that does not keep up loses events, and the loss is
+// logged; the audit log's queue is bounded (see auditTrail).
 func (g *Gateway) emit(typ string, fields map[string]any) {
 	ev := map[string]any{"time": g.now().UTC().Format(time.RFC3339Nano), "type": typ}
 	maps.Copy(ev, fields)
+	g.audit.record(g, ev)
 	line, err := json.Marshal(ev)
 	if err != nil {
 		return

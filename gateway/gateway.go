@@ -88,6 +88,7 @@ type Gateway struct {
 	runDir   string
 	router   *router
 	metrics  *metrics
+	audit    *auditTrail
 	// socketDir holds the plugins' private socket folders.
 	socketDir string
 	// startMu is held (read) while a child is forked and not yet tracked,
@@ -122,6 +123,10 @@ func Start(ctx context.Context, opts Options) (_ *Gateway, err error) {
 	if opts.afterVerify != nil {
 		opts.afterVerify()
 	}
+	if g.audit, err = openAudit(g); err != nil {
+		return nil, refuse(StepConfig, "audit log "+g.stack.GatewayConfig.AuditLog, err)
+	}
+	g.emit("gateway.verified", g.verifiedEvent())
 	// 5. start
 	for _, c := range g.children {
 		if err := g.startChild(ctx, c); err != nil {
@@ -354,11 +359,28 @@ func (g *Gateway) decide(r verify.Report) error {
 	return nil
 }
 
-// Close stops every child and removes the sealed copies and snapshots.
-// It is safe to call more than once.
+// verifiedEvent is the audit event of a verified start: the policy, the
+// manifest and every component's digest.
+func (g *Gateway) verifiedEvent() map[string]any {
+	comps := map[string]string{"gateway/" + g.stack.Gateway.Name: g.self.String()}
+	for _, c := range g.children {
+		comps[c.subject()] = c.digest.String()
+	}
+	return map[string]any{"policy": g.policy.Metadata.Name, "policyVersion": g.policy.Version,
+		"policyDigest": g.policy.Source().Digest.String(), "manifestDigest": g.stack.Source.Digest.String(),
+		"components": comps, "insecureDev": g.opts.InsecureDev}
+}
+
+// Close stops every child, writes the audit log's last checkpoint, and
+// removes the sealed copies and snapshots. It is safe to call more than
+// once.
 func (g *Gateway) Close() {
 	for _, c := range g.children {
 		c.stop()
+	}
+	if g.audit != nil {
+		g.emit("gateway.stop", nil)
+		g.audit.close()
 	}
 	if g.runDir != "" {
 		removeAll(g.runDir)

@@ -53,6 +53,7 @@ func (rt *router) requestHooks(ctx context.Context, c *call, r *http.Request, bo
 		req := &pluginpb.Request{Id: c.id, Method: r.Method, Path: r.URL.Path, Model: c.route.model, Body: body, Headers: safeHeaders(r.Header)}
 		v, err := p.call(ctx, func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnRequest(ctx, req) })
 		rt.g.metrics.verdict(p.comp.Name, hookRequest, verdictName(v, err))
+		c.verdict(p.comp.Name + ":request:" + verdictName(v, err))
 		if err != nil {
 			if p.failOpen() {
 				rt.log.Warn("plugin failed; failing open as the policy allows", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
@@ -118,6 +119,7 @@ func (rt *router) respond(ctx context.Context, c *call, hooks []*child, status i
 		in := &pluginpb.Response{Id: c.id, Model: c.route.model, Status: int32(status), Body: data, StreamEvent: event}
 		v, err := p.call(ctx, func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnResponse(ctx, in) })
 		rt.g.metrics.verdict(p.comp.Name, "response", verdictName(v, err))
+		c.verdict(p.comp.Name + ":response:" + verdictName(v, err))
 		if err != nil {
 			if p.failOpen() {
 				rt.log.Warn("plugin failed on an answer; failing open as the policy allows", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
@@ -147,6 +149,14 @@ func verdictName(v *pluginpb.Verdict, err error) string {
 		return "rewrite"
 	}
 	return "allow"
+}
+
+// verdict records a plugin's answer once, however many events of a stream
+// it answered the same way.
+func (c *call) verdict(v string) {
+	if !slices.Contains(c.verdicts, v) {
+		c.verdicts = append(c.verdicts, v)
+	}
 }
 
 // grantsHook reports whether the policy grants c the hook.

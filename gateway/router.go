@@ -210,6 +210,9 @@ type call struct {
 	// ctx is the client's request's: response hooks run under it, not
 	// under the upstream attempt's, which ends with the upstream's body.
 	ctx context.Context
+	// verdicts are the plugins' answers, "plugin:hook:verdict", for the
+	// audit trail.
+	verdicts []string
 }
 
 type callKey struct{}
@@ -222,9 +225,18 @@ func (rt *router) serve(rw http.ResponseWriter, r *http.Request, k kind) {
 		if c.route != nil {
 			model = c.route.model // a configured name: never what the client sent
 		}
-		rt.g.metrics.answered(k.String(), model, servedName(c), w.code, time.Since(c.start).Seconds())
+		latency := time.Since(c.start)
+		rt.g.metrics.answered(k.String(), model, servedName(c), w.code, latency.Seconds())
+		rt.g.emit("request", map[string]any{"request": c.id, "client": c.client, "route": k.String(), "model": model,
+			"provider": servedName(c), "status": w.code, "stream": c.stream, "latencyMs": float64(latency.Microseconds()) / 1000,
+			"verdicts": c.verdicts})
 	}()
 	w.Header().Set("X-Request-Id", c.id)
+	if !rt.g.audit.usable() {
+		w.Header().Set("x-should-retry", "false")
+		writeError(w, http.StatusServiceUnavailable, "The gateway's audit log cannot be written, and its policy refuses requests until it can.", "api_error", "", "audit_unavailable")
+		return
+	}
 	id, ok := rt.authenticate(r)
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "Incorrect API key provided. Use a gateway key, never a provider key.", "invalid_request_error", "", "invalid_api_key")

@@ -32,6 +32,7 @@ type Status struct {
 	Components  []ComponentStatus `json:"components"`
 	LastCheck   time.Time         `json:"lastCheck"`
 	Listen      string            `json:"listen,omitempty"`
+	Audit       *AuditStatus      `json:"audit,omitempty"`
 }
 
 // PolicyStatus names the policy in force.
@@ -66,6 +67,7 @@ func (g *Gateway) Status() Status {
 	}
 	g.mu.Unlock()
 	st.Deployment, st.Manifest = g.stack.Metadata.Name, g.stack.Source.Digest
+	st.Audit = g.audit.status()
 	st.Policy = PolicyStatus{Name: g.policy.Metadata.Name, Version: g.policy.Version, Digest: g.policy.Source().Digest, Expires: g.policy.ExpiresAt().UTC()}
 	st.Gateway = ComponentStatus{Kind: stack.KindGateway, Name: g.stack.Gateway.Name, Role: stack.RoleGateway, Digest: g.self.String(), Verified: !g.opts.InsecureDev, State: StateRunning}
 	if g.opts.InsecureDev {

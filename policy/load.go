@@ -159,6 +159,11 @@ func (c *checker) check() {
 	default:
 		c.fail("default", ErrInvalid, "want enforce or audit")
 	}
+	switch c.p.OnAuditFailure {
+	case "", AuditRefuse, AuditContinue:
+	default:
+		c.fail("onAuditFailure", ErrInvalid, "want %s or %s", AuditRefuse, AuditContinue)
+	}
 	c.signerList()
 	c.providers()
 	c.components()

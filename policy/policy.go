@@ -44,6 +44,12 @@ type Policy struct {
 	// ModeEnforce (the default: denied) or ModeAudit, the words a
 	// component's mode uses. "deny", the earlier word, means enforce.
 	Default string `yaml:"default,omitempty" json:"default,omitempty"`
+	// OnAuditFailure says what trustgate-gateway does while its audit log
+	// cannot be written (a full disk, a slow disk the bounded queue cannot
+	// wait for): AuditRefuse (the default) answers every API request 503
+	// until it can again; AuditContinue serves on and reports it in the
+	// log, the metrics and the status.
+	OnAuditFailure string `yaml:"onAuditFailure,omitempty" json:"onAuditFailure,omitempty"`
 
 	// Set by Parse.
 	expires time.Time
@@ -123,6 +129,12 @@ type Component struct {
 
 	digests []digest.Digest
 }
+
+// What trustgate-gateway does while its audit log fails (OnAuditFailure).
+const (
+	AuditRefuse   = "refuse"
+	AuditContinue = "continue"
+)
 
 // What trustgate-gateway does on drift (Component.OnDrift).
 const (

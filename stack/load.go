@@ -407,7 +407,10 @@ func (c *checker) gatewayConfig() error {
 			return c.fail(at+".listen", ErrInvalid, "want host:port")
 		}
 	}
-	for field, p := range map[string]string{"clientKeys": g.ClientKeys, "auditLog": g.AuditLog} {
+	if (g.AuditLog == "") != (g.AuditKey == "") {
+		return c.fail(at, ErrInvalid, "auditLog and auditKey go together")
+	}
+	for field, p := range map[string]string{"clientKeys": g.ClientKeys, "auditLog": g.AuditLog, "auditKey": g.AuditKey} {
 		if p != "" && (!path.IsAbs(p) || path.Clean(p) != p) {
 			return c.fail(at+"."+field, ErrInvalid, "want a clean absolute path where the gateway runs")
 		}

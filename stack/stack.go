@@ -182,8 +182,12 @@ type GatewayConfig struct {
 	// ClientKeys is the absolute path of the file of client keys (salted
 	// hashes) that callers authenticate with.
 	ClientKeys string `yaml:"clientKeys,omitempty" json:"clientKeys,omitempty"`
-	// AuditLog is the absolute path of the gateway's audit log.
+	// AuditLog is the absolute path of the gateway's audit log: a
+	// hash-chained JSON-lines file (package audit). It needs AuditKey.
 	AuditLog string `yaml:"auditLog,omitempty" json:"auditLog,omitempty"`
+	// AuditKey is the absolute path of the PEM private key (unencrypted,
+	// mode 0600) that signs the audit log's checkpoints.
+	AuditKey string `yaml:"auditKey,omitempty" json:"auditKey,omitempty"`
 	// RecheckInterval is how often plugins and agents are hashed again
 	// while running (besides on file change); default 30s.
 	RecheckInterval string `yaml:"recheckInterval,omitempty" json:"recheckInterval,omitempty"`
