@@ -694,3 +694,25 @@ func TestAuditFailurePolicy(t *testing.T) {
 		})
 	}
 }
+
+// A configuration that sends a key to another host than the policy binds
+// it to never starts: the decoy it names sees nothing.
+func TestConfigCannotSendKeyElsewhere(t *testing.T) {
+	rd := newRouted(t)
+	real := rd.openai.srv.URL + "/v1"
+	rd.manifest["providers"].([]any)[0].(map[string]any)["baseURL"] = rd.decoy.srv.URL + "/v1"
+	edit := rd.edit
+	rd.edit = func(p map[string]any) {
+		edit(p)
+		for _, pr := range p["providers"].([]any) {
+			if m := pr.(map[string]any); m["credential"] == "env:OPENAI_API_KEY" {
+				m["baseURLs"] = []any{real}
+			}
+		}
+	}
+	rd.write()
+	rd.refused("", "refused at verify: provider/openai", rd.decoy.srv.URL)
+	if n := len(rd.decoy.requests()) + len(rd.openai.requests()); n != 0 {
+		t.Errorf("the upstreams got %d requests", n)
+	}
+}
