@@ -716,3 +716,66 @@ func TestConfigCannotSendKeyElsewhere(t *testing.T) {
 		t.Errorf("the upstreams got %d requests", n)
 	}
 }
+
+// Many clients at once, streamed and not, through plugins, the audit trail
+// and the metrics (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	rd := newRouted(t)
+	rd.write()
+	g, err := startInProcess(t, rd.deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	rd.r = &running{addr: strings.TrimPrefix(srv.URL, "http://")}
+	c := rd.client()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 6 {
+				if (w+i)%2 == 0 {
+					resp, err := c.Chat.Completions.New(context.Background(), userMessage(fmt.Sprintf("hello %d.%d bob@example.com", w, i)))
+					if err == nil && strings.Contains(resp.Choices[0].Message.Content, "bob@example.com") {
+						err = errors.New("not redacted")
+					}
+					if err != nil {
+						errs <- err
+					}
+					continue
+				}
+				stream := c.Chat.Completions.NewStreaming(context.Background(), userMessage("stream"))
+				for stream.Next() {
+				}
+				if err := stream.Err(); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `trustgate_gateway_requests_total{code="200",model="gpt-4o-mini",provider="openai",route="chat"} 48`) {
+		t.Errorf("metrics do not count the 48 requests:\n%s", grepLines(string(body), "trustgate_gateway_requests_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
