@@ -51,22 +51,11 @@ func (rt *router) requestHooks(ctx context.Context, c *call, r *http.Request, bo
 			continue
 		}
 		req := &pluginpb.Request{Id: c.id, Method: r.Method, Path: r.URL.Path, Model: c.route.model, Body: body, Headers: safeHeaders(r.Header)}
-		v, err := p.call(ctx, func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnRequest(ctx, req) })
-		rt.g.metrics.verdict(p.comp.Name, hookRequest, verdictName(v, err))
-		c.verdict(p.comp.Name + ":request:" + verdictName(v, err))
-		if err != nil {
-			if p.failOpen() {
-				rt.log.Warn("plugin failed; failing open as the policy allows", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
-				continue
-			}
-			rt.log.Error("plugin failed; request refused", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
-			return nil, &hookRefusal{http.StatusServiceUnavailable, fmt.Sprintf("The request was refused: guardrail %q is unavailable.", p.comp.Name), "guardrail_unavailable"}
+		v, refusal := rt.ask(ctx, c, p, "request", func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnRequest(ctx, req) })
+		if refusal != nil {
+			return nil, refusal
 		}
-		switch v.GetAction() {
-		case pluginpb.Verdict_BLOCK:
-			rt.log.Info("plugin blocked a request", "request", c.id, "plugin", p.comp.Name, "reason", clipText(v.GetReason()))
-			return nil, &hookRefusal{http.StatusForbidden, fmt.Sprintf("The request was blocked by guardrail %q: %s", p.comp.Name, clipText(v.GetReason())), "blocked_by_guardrail"}
-		case pluginpb.Verdict_REWRITE:
+		if v.GetAction() == pluginpb.Verdict_REWRITE {
 			var head struct {
 				Model string `json:"model"`
 			}
@@ -117,26 +106,37 @@ func (rt *router) responseHooks(c *call, resp *http.Response) error {
 func (rt *router) respond(ctx context.Context, c *call, hooks []*child, status int, data []byte, event bool) ([]byte, error) {
 	for _, p := range hooks {
 		in := &pluginpb.Response{Id: c.id, Model: c.route.model, Status: int32(status), Body: data, StreamEvent: event}
-		v, err := p.call(ctx, func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnResponse(ctx, in) })
-		rt.g.metrics.verdict(p.comp.Name, "response", verdictName(v, err))
-		c.verdict(p.comp.Name + ":response:" + verdictName(v, err))
-		if err != nil {
-			if p.failOpen() {
-				rt.log.Warn("plugin failed on an answer; failing open as the policy allows", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
-				continue
-			}
-			rt.log.Error("plugin failed on an answer; answer withheld", "request", c.id, "plugin", p.comp.Name, "error", err.Error())
-			return nil, &hookRefusal{http.StatusServiceUnavailable, fmt.Sprintf("The answer was withheld: guardrail %q is unavailable.", p.comp.Name), "guardrail_unavailable"}
+		v, refusal := rt.ask(ctx, c, p, "response", func(ctx context.Context, h plugin.Hooks) (*pluginpb.Verdict, error) { return h.OnResponse(ctx, in) })
+		if refusal != nil {
+			return nil, refusal
 		}
-		switch v.GetAction() {
-		case pluginpb.Verdict_BLOCK:
-			rt.log.Info("plugin blocked an answer", "request", c.id, "plugin", p.comp.Name, "reason", clipText(v.GetReason()))
-			return nil, &hookRefusal{http.StatusForbidden, fmt.Sprintf("The answer was blocked by guardrail %q: %s", p.comp.Name, clipText(v.GetReason())), "blocked_by_guardrail"}
-		case pluginpb.Verdict_REWRITE:
+		if v.GetAction() == pluginpb.Verdict_REWRITE {
 			data = v.GetBody()
 		}
 	}
 	return data, nil
+}
+
+// ask calls one hook of p and turns what it says into a refusal where it
+// must: a block, or a failure (unless the policy marks p fail-open, when
+// the answer is an allow). what is "request" or "response".
+func (rt *router) ask(ctx context.Context, c *call, p *child, what string, hook func(context.Context, plugin.Hooks) (*pluginpb.Verdict, error)) (*pluginpb.Verdict, *hookRefusal) {
+	v, err := p.call(ctx, hook)
+	rt.g.metrics.verdict(p.comp.Name, what, verdictName(v, err))
+	c.verdict(p.comp.Name + ":" + what + ":" + verdictName(v, err))
+	if err != nil {
+		if p.failOpen() {
+			rt.log.Warn("plugin failed; failing open as the policy allows", "request", c.id, "plugin", p.comp.Name, "hook", what, "error", err.Error())
+			return nil, nil
+		}
+		rt.log.Error("plugin failed; refused", "request", c.id, "plugin", p.comp.Name, "hook", what, "error", err.Error())
+		return nil, &hookRefusal{http.StatusServiceUnavailable, fmt.Sprintf("The %s was refused: guardrail %q is unavailable.", what, p.comp.Name), "guardrail_unavailable"}
+	}
+	if v.GetAction() == pluginpb.Verdict_BLOCK {
+		rt.log.Info("plugin blocked", "request", c.id, "plugin", p.comp.Name, "hook", what, "reason", clipText(v.GetReason()))
+		return nil, &hookRefusal{http.StatusForbidden, fmt.Sprintf("The %s was blocked by guardrail %q: %s", what, p.comp.Name, clipText(v.GetReason())), "blocked_by_guardrail"}
+	}
+	return v, nil
 }
 
 func verdictName(v *pluginpb.Verdict, err error) string {
