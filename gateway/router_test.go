@@ -510,10 +510,15 @@ func TestNoKeyLeaks(t *testing.T) {
 	wrong := rd.client(option.WithAPIKey("sk-ant-FAKE-anthropic-key-0123456789"))
 	_, err = wrong.Chat.Completions.New(ctx, userMessage("wrong key"))
 	answers = append(answers, fmt.Sprint(err))
-	status, _ := http.Get("http://" + rd.r.addr + "/v1/trustgate/status")
-	sb, _ := io.ReadAll(status.Body)
-	status.Body.Close()
-	answers = append(answers, string(sb))
+	for _, path := range []string{"/v1/trustgate/status", "/metrics"} {
+		resp, err := http.Get("http://" + rd.r.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answers = append(answers, string(b))
+	}
 	for _, secret := range []string{"sk-test-openai-not-granted-0123456789", "sk-FAKE-backup-key-0123456789abcdef", "sk-ant-FAKE-anthropic-key-0123456789", rd.key[len(rd.key)-20:]} {
 		if strings.Contains(rd.r.logText(), secret) {
 			t.Errorf("the log holds %s", secret[:12])
