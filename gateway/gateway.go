@@ -89,6 +89,9 @@ type Gateway struct {
 	router   *router
 	metrics  *metrics
 	audit    *auditTrail
+	// hasAgents is set once the children are known: whether any event has
+	// an agent to go to.
+	hasAgents bool
 	// socketDir holds the plugins' private socket folders.
 	socketDir string
 	// startMu is held (read) while a child is forked and not yet tracked,
@@ -269,6 +272,9 @@ func (g *Gateway) verify(ctx context.Context, self func() error) error {
 	}
 	children, err := g.seal(ctx)
 	g.children = children
+	for _, c := range children {
+		g.hasAgents = g.hasAgents || c.events != nil
+	}
 	if err != nil {
 		return err
 	}
