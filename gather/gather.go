@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/pin"
@@ -149,24 +151,37 @@ func Files(paths ...string) ([]verify.Evidence, error) {
 func Attached(ctx context.Context, m *Measurement, reg pin.Registry) ([]verify.Evidence, error) {
 	var out []verify.Evidence
 	seen := map[string]bool{}
-	total := 0
+	budget := MaxAttachedBytes
 	for _, im := range m.Images {
 		if im.Source != pin.SourceRef || seen[im.Ref.String()] {
 			continue
 		}
 		seen[im.Ref.String()] = true
-		as, err := attest.Attachments(ctx, im.Ref, reg)
+		ev, err := ImageEvidence(ctx, im.Ref, reg, &budget)
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range as {
-			if total += len(a.Bundle); total > MaxAttachedBytes {
-				return nil, fmt.Errorf("the attestations stored beside the stack's images exceed %d bytes", MaxAttachedBytes)
-			}
-			// A cosign entry without a bundle (Raw nil) is reported as
-			// unverifiable rather than left out.
-			out = append(out, verify.Evidence{Source: a.Source + " " + im.Ref.Context().Name() + "@" + a.Digest, Raw: a.Bundle})
+		out = append(out, ev...)
+	}
+	return out, nil
+}
+
+// ImageEvidence reads the attestations stored beside the image img
+// (referrers, then the cosign tag), taking their sizes from *budget: more
+// than it holds is an error.
+func ImageEvidence(ctx context.Context, img name.Digest, reg pin.Registry, budget *int) ([]verify.Evidence, error) {
+	as, err := attest.Attachments(ctx, img, reg)
+	if err != nil {
+		return nil, err
+	}
+	var out []verify.Evidence
+	for _, a := range as {
+		if *budget -= len(a.Bundle); *budget < 0 {
+			return nil, fmt.Errorf("the attestations read exceed their size bound (at %s)", img.Context().Name())
 		}
+		// A cosign entry without a bundle (Raw nil) is reported as
+		// unverifiable rather than left out.
+		out = append(out, verify.Evidence{Source: a.Source + " " + img.Context().Name() + "@" + a.Digest, Raw: a.Bundle})
 	}
 	return out, nil
 }

@@ -145,9 +145,8 @@ func Evaluate(p *Policy, f Facts) Report {
 	if p == nil {
 		p = &Policy{}
 	}
-	if f.Now.IsZero() || p.expires.IsZero() || !f.Now.Before(p.expires) {
-		r.add(Decision{Subject: "policy", Mode: ModeEnforce, Violations: []Violation{{
-			Rule: "expires", Expected: "before " + fmtTime(p.expires), Found: fmtTime(f.Now)}}})
+	if d := p.expired(f.Now); d != nil {
+		r.add(*d)
 		return r.done()
 	}
 	if f.Manifest != nil {
@@ -166,6 +165,16 @@ func Evaluate(p *Policy, f Facts) Report {
 		r.add(p.requiredFields(f.SBOM))
 	}
 	return r.done()
+}
+
+// expired is the decision that voids everything when the policy has
+// expired at now (or now is unknown), nil otherwise.
+func (p *Policy) expired(now time.Time) *Decision {
+	if !now.IsZero() && !p.expires.IsZero() && now.Before(p.expires) {
+		return nil
+	}
+	return &Decision{Subject: "policy", Mode: ModeEnforce, Violations: []Violation{{
+		Rule: "expires", Expected: "before " + fmtTime(p.expires), Found: fmtTime(now)}}}
 }
 
 func fmtTime(t time.Time) string {

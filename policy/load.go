@@ -401,6 +401,20 @@ func (c *checker) components() {
 		}
 		c.capabilities(at+".capabilities", comp.Kind, comp.Capabilities)
 		c.runtime(at, comp)
+		c.repositories(at, comp)
+	}
+}
+
+// repositories checks an image's repository patterns.
+func (c *checker) repositories(at string, comp *Component) {
+	if len(comp.Repositories) > 0 && comp.Kind != "image" {
+		c.fail(at+".repositories", ErrInvalid, "only images are pulled from repositories")
+		return
+	}
+	for j, r := range comp.Repositories {
+		if err := checkRepositoryPattern(r); err != nil {
+			c.fail(fmt.Sprintf("%s.repositories[%d]", at, j), ErrInvalid, "%v", err)
+		}
 	}
 }
 

@@ -126,6 +126,13 @@ type Component struct {
 	// or misses its deadline. By default such a request is refused (fail
 	// closed).
 	FailOpen bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
+	// Repositories, for an image, are the registry repositories the
+	// image is pulled from, as the admission webhook matches a pod's
+	// image to this entry (see Policy.ImageComponent): each a repository
+	// with its registry host (ghcr.io/acme/gateway), where * stands for
+	// one path segment or part of one, and a final /** for any path
+	// below. docker.io is Docker Hub (index.docker.io).
+	Repositories []string `yaml:"repositories,omitempty" json:"repositories,omitempty"`
 
 	digests []digest.Digest
 }

@@ -427,6 +427,9 @@ func policySigner(s policy.Signer) (bundle.Signer, error) {
 // names reports whether the statement names the digest d among its
 // subjects (sha256, or dirHash for an h1 tree digest).
 func names(st *attest.Statement, d digest.Digest) bool {
+	if d.IsZero() {
+		return false // nothing measured (an image check has no manifest)
+	}
 	art := artifactOf(d)
 	return bundle.Bind(st, art) == nil
 }

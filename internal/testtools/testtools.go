@@ -21,19 +21,27 @@ type Tool struct {
 	Name string
 	// Package is the main package's import path; Version its module version.
 	Package, Version string
+	// scratch, for a program that `go install` cannot build (its module
+	// replaces its dependencies with local folders), writes a module of
+	// its own into a folder: go.mod and main.go requiring the program.
+	scratch func(ctx context.Context, dir string) error
 }
 
 // The peers the tests run. Versions are pinned: a test is only repeatable
 // against the same peer.
 var (
-	Cosign = Tool{"cosign", "github.com/sigstore/cosign/v2/cmd/cosign", "v2.6.5"}
-	Fulcio = Tool{"fulcio", "github.com/sigstore/fulcio", "v1.8.8"}
-	Rekor  = Tool{"rekor-server", "github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix", "v2.3.0"}
-	TSA    = Tool{"timestamp-server", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server", "v2.1.3"}
+	Cosign = Tool{"cosign", "github.com/sigstore/cosign/v2/cmd/cosign", "v2.6.5", nil}
+	Fulcio = Tool{"fulcio", "github.com/sigstore/fulcio", "v1.8.8", nil}
+	Rekor  = Tool{"rekor-server", "github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix", "v2.3.0", nil}
+	TSA    = Tool{"timestamp-server", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server", "v2.1.3", nil}
+	// KubeAPIServer and Etcd are a real Kubernetes API server and its
+	// store, for the admission webhook's tests (see kube.go).
+	KubeAPIServer = Tool{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", kubeVersion, kubeAPIServerModule}
+	Etcd          = Tool{"etcd", "go.etcd.io/etcd/server/v3/etcdmain", etcdVersion, etcdModule}
 )
 
 // All lists every tool, for the CI script that builds them ahead of the tests.
-var All = []Tool{Cosign, Fulcio, Rekor, TSA}
+var All = []Tool{Cosign, Fulcio, Rekor, TSA, KubeAPIServer, Etcd}
 
 // Dir is where built tools are cached: $TRUSTGATE_TOOLS_DIR, or
 // trustgate/tools under the user's cache directory.
@@ -90,20 +98,49 @@ func Build(ctx context.Context, tool Tool) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(gobin)
-	cmd := exec.CommandContext(ctx, "go", "install", tool.Package+"@"+tool.Version)
-	// Outside any module, so the project's go.mod plays no part; the
-	// tool's own go.mod decides its dependencies.
-	cmd.Dir = gobin
-	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building %s@%s: %w\n%s", tool.Package, tool.Version, err, tail(out, 4000))
-	}
 	built := filepath.Join(gobin, filepath.Base(tool.Package))
+	if tool.scratch != nil {
+		err = buildScratch(ctx, tool, gobin, built)
+	} else {
+		// Outside any module, so the project's go.mod plays no part;
+		// the tool's own go.mod decides its dependencies.
+		err = goCommand(ctx, gobin, []string{"GOBIN=" + gobin}, "install", tool.Package+"@"+tool.Version)
+	}
+	if err != nil {
+		return "", fmt.Errorf("building %s@%s: %w", tool.Package, tool.Version, err)
+	}
 	if err := os.Rename(built, dst); err != nil {
 		return "", err
 	}
 	return dst, nil
+}
+
+// buildScratch builds tool from a scratch module of its own, in a folder
+// under work, to the path out.
+func buildScratch(ctx context.Context, tool Tool, work, out string) error {
+	dir := filepath.Join(work, "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := tool.scratch(ctx, dir); err != nil {
+		return err
+	}
+	if err := goCommand(ctx, dir, nil, "mod", "tidy"); err != nil {
+		return err
+	}
+	return goCommand(ctx, dir, nil, "build", "-o", out, ".")
+}
+
+// goCommand runs the go command in dir, outside any workspace, with the
+// module graph free to resolve and cgo off.
+func goCommand(ctx context.Context, dir string, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0"), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, tail(out, 4000))
+	}
+	return nil
 }
 
 // InCI reports whether the tests run in CI (CI=true), where a missing peer

@@ -47,7 +47,7 @@ func NewRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewAuditCmd(), NewDemoCmd())
-	root.AddCommand(NewGatewayKeysCmd())
+	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd())
 	return root
 }
 

@@ -107,11 +107,26 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 }
 
 type verifyFlags struct {
-	stack, policy, policyBundle, trustedRoot, state, output string
-	trustKeys, bundles                                      []string
-	policyID                                                identityFlags
-	vsa                                                     string
-	sign                                                    signFlags
+	stack, policy, policyBundle, state, output string
+	bundles                                    []string
+	trust                                      policyTrustFlags
+	vsa                                        string
+	sign                                       signFlags
+}
+
+// policyTrustFlags say who may sign the policy: --trust-root keys, or the
+// --policy-certificate-* keyless identity checked against --trusted-root.
+type policyTrustFlags struct {
+	keys        []string
+	trustedRoot string
+	id          identityFlags
+}
+
+func (f *policyTrustFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.keys, "trust-root", nil, "public key (PEM) allowed to sign the policy (repeatable)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signers")
+	f.id.register(cmd, "policy-")
 }
 
 // NewVerifyCmd builds "trustgate verify".
@@ -139,12 +154,10 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 	fl.StringVar(&f.stack, "stack", "", "stack manifest (required)")
 	fl.StringVar(&f.policy, "policy", "", "the policy (required)")
 	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
-	fl.StringArrayVar(&f.trustKeys, "trust-root", nil, "public key (PEM) allowed to sign the policy (repeatable)")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signers")
+	f.trust.register(cmd)
 	fl.StringArrayVar(&f.bundles, "bundle", nil, "attestation bundle to consider (repeatable)")
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text, json (schema/verify-report.schema.json) or sarif (SARIF 2.1.0, for GitHub code scanning)")
-	f.policyID.register(cmd, "policy-")
 	fl.StringVar(&f.vsa, "vsa", "", "also write a signed SLSA verification summary of this run to this file (needs --key or --keyless)")
 	f.sign.register(fl)
 	cmd.AddCommand(newVerifyImageCmd())
@@ -168,7 +181,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	} else if f.sign.key != "" || f.sign.keyless {
 		return errors.New("--key and --keyless sign a verification summary: give --vsa FILE")
 	}
-	trust, err := f.trustRoot()
+	trust, err := f.trust.root()
 	if err != nil {
 		return err
 	}
@@ -231,9 +244,9 @@ func writeSummary(cmd *cobra.Command, f verifyFlags, res *verifier.Result) error
 	return deliver(cmd, b, f.vsa, false, nil)
 }
 
-// trustRoot reads who may sign the policy from the flags.
-func (f verifyFlags) trustRoot() (policy.TrustRoot, error) {
-	keys, err := verifier.PublicKeys(f.trustKeys)
+// root reads who may sign the policy from the flags.
+func (f policyTrustFlags) root() (policy.TrustRoot, error) {
+	keys, err := verifier.PublicKeys(f.keys)
 	if err != nil {
 		return policy.TrustRoot{}, fmt.Errorf("--trust-root: %w", err)
 	}
@@ -242,8 +255,8 @@ func (f verifyFlags) trustRoot() (policy.TrustRoot, error) {
 		return policy.TrustRoot{}, err
 	}
 	trust := policy.TrustRoot{Keys: keys, Material: material}
-	if f.policyID.set() {
-		trust.Identities = []policy.Identity{{Issuer: f.policyID.issuer, IssuerRegexp: f.policyID.issuerRegexp, Subject: f.policyID.identity, SubjectRegexp: f.policyID.identityRegexp}}
+	if f.id.set() {
+		trust.Identities = []policy.Identity{{Issuer: f.id.issuer, IssuerRegexp: f.id.issuerRegexp, Subject: f.id.identity, SubjectRegexp: f.id.identityRegexp}}
 	}
 	if len(trust.Keys) == 0 && len(trust.Identities) == 0 {
 		return policy.TrustRoot{}, errors.New("no policy trust root: give --trust-root KEY.pub or the --policy-certificate-* flags")

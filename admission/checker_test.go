@@ -1,0 +1,264 @@
+package admission_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trustgate/trustgate/admission"
+	"github.com/trustgate/trustgate/internal/admissiontest"
+	"github.com/trustgate/trustgate/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.Main(m) }
+
+// env is a registry with images, a signed policy naming them, and a
+// checker answering from it.
+type env struct {
+	kit     *admissiontest.Kit
+	src     *admission.PolicySource
+	checker *admission.Checker
+	// requests counts registry requests.
+	requests atomic.Int64
+}
+
+func newEnv(t *testing.T, cfg admission.Config) *env {
+	t.Helper()
+	e := &env{}
+	e.kit = admissiontest.New(t, func(*http.Request) { e.requests.Add(1) })
+	e.kit.WritePolicy(e.kit.PolicyText(1, e.kit.DefaultComponents(), time.Time{}), e.kit.Release)
+	e.src = &admission.PolicySource{Path: e.kit.PolicyPath(), Deployment: admissiontest.Deployment, Trust: e.kit.Trust(), StatePath: e.kit.StatePath()}
+	if err := e.src.Load(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Policy = e.src
+	c, err := admission.NewChecker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checker = c
+	return e
+}
+
+func pod(images ...admission.ImageUse) *admission.Workload {
+	return &admission.Workload{Kind: "Pod", Namespace: "apps", Name: "p", Images: images}
+}
+
+func container(image string) admission.ImageUse {
+	return admission.ImageUse{Container: "containers[app]", Image: image}
+}
+
+// decide checks one workload and returns the decision, failing the test
+// when the verdict is not want or the message or warnings lack a part.
+func (e *env) decide(t *testing.T, w *admission.Workload, want bool, parts ...string) admission.Decision {
+	t.Helper()
+	d := e.checker.Check(context.Background(), w)
+	text := d.Message + " | " + strings.Join(d.Warnings, " | ")
+	if d.Allowed != want {
+		t.Fatalf("allowed = %v, want %v: %s", d.Allowed, want, text)
+	}
+	for _, p := range parts {
+		if !strings.Contains(text, p) {
+			t.Fatalf("the answer lacks %q: %s", p, text)
+		}
+	}
+	return d
+}
+
+func TestCheckerVerdicts(t *testing.T) {
+	e := newEnv(t, admission.Config{})
+	k := e.kit
+	signed := k.Push("trustgate/gateway:1.0")
+	k.Sign(signed, k.Release)
+	unsigned := k.Push("trustgate/gateway:unsigned")
+	wrongSigner := k.Push("trustgate/gateway:other")
+	k.Sign(wrongSigner, k.Other)
+	tampered := k.Push("trustgate/gateway:tampered")
+	k.AttachTampered(tampered)
+	plugin := k.Push("trustgate/plugins/guard/v2:1.0")
+	k.Sign(plugin, k.Release)
+	agent := k.Push("trustgate/agent:1.0")
+
+	t.Run("signed", func(t *testing.T) {
+		d := e.decide(t, pod(container(signed.String())), true)
+		if len(d.Warnings) != 0 || d.Images[0].Digest != signed.DigestStr() {
+			t.Fatalf("%+v", d)
+		}
+	})
+	t.Run("signed plugin under a ** repository", func(t *testing.T) {
+		e.decide(t, pod(container(plugin.String())), true)
+	})
+	t.Run("tag and digest: the digest is what runs", func(t *testing.T) {
+		e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0@"+signed.DigestStr())), true)
+	})
+	t.Run("unsigned", func(t *testing.T) {
+		e.decide(t, pod(container(unsigned.String())), false, "containers[app] "+unsigned.String(), "components[0].signers", "no trusted signature")
+	})
+	t.Run("wrong signer", func(t *testing.T) {
+		e.decide(t, pod(container(wrongSigner.String())), false, "components[0].signers")
+	})
+	t.Run("tampered attestation", func(t *testing.T) {
+		e.decide(t, pod(container(tampered.String())), false, "components[0].signers")
+	})
+	t.Run("unknown repository, decided without the registry", func(t *testing.T) {
+		before := e.requests.Load()
+		e.decide(t, pod(container(k.Host+"/elsewhere/tool@"+signed.DigestStr())), false, "repositories")
+		e.decide(t, pod(container("169.254.169.254/latest/meta-data:x")), false, "repositories")
+		if n := e.requests.Load() - before; n != 0 {
+			t.Fatalf("%d registry requests for images the policy does not name", n)
+		}
+	})
+	t.Run("an unsigned init container spoils a signed pod", func(t *testing.T) {
+		w := pod(admission.ImageUse{Container: "initContainers[setup]", Image: unsigned.String()}, container(signed.String()))
+		d := e.decide(t, w, false, "initContainers[setup] "+unsigned.String())
+		if strings.Contains(d.Message, "containers[app]") {
+			t.Fatalf("the signed container is named as denied: %s", d.Message)
+		}
+	})
+	t.Run("an unsigned ephemeral container", func(t *testing.T) {
+		e.decide(t, pod(container(signed.String()), admission.ImageUse{Container: "ephemeralContainers[debug]", Image: unsigned.String()}), false, "ephemeralContainers[debug]")
+	})
+	t.Run("audit mode admits with a warning", func(t *testing.T) {
+		e.decide(t, pod(container(agent.String())), true, "admitted in audit mode", "components[2].signers")
+	})
+	t.Run("a tag alone is denied, naming its digest", func(t *testing.T) {
+		e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), false, "ref:", "pinned by digest", "the tag names "+signed.DigestStr())
+	})
+	t.Run("not a reference", func(t *testing.T) {
+		e.decide(t, pod(container("UPPER/Case::x")), false, "not an image reference")
+	})
+}
+
+func TestCheckerTags(t *testing.T) {
+	e := newEnv(t, admission.Config{AllowTags: true})
+	k := e.kit
+	signed := k.Push("trustgate/gateway:1.0")
+	k.Sign(signed, k.Release)
+	e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), true, "admitted by tag", signed.DigestStr())
+	// The tag moves to other bytes after signing: what it names now is
+	// verified, and has no signature.
+	moved := k.Push("trustgate/gateway:1.0")
+	e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), false, "components[0].signers")
+	if moved.DigestStr() == signed.DigestStr() {
+		t.Fatal("the tag did not move")
+	}
+}
+
+func TestCheckerCacheAndSingleflight(t *testing.T) {
+	e := newEnv(t, admission.Config{})
+	k := e.kit
+	signed := k.Push("trustgate/gateway:1.0")
+	k.Sign(signed, k.Release)
+	k.Slow(200 * time.Millisecond) // so that the reviews overlap
+	before := e.requests.Load()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d := e.checker.Check(context.Background(), pod(container(signed.String()))); !d.Allowed {
+				t.Errorf("denied: %s", d.Message)
+			}
+		}()
+	}
+	wg.Wait()
+	k.Slow(0)
+	one := e.requests.Load() - before
+	// Reading one image's attestations takes a handful of requests
+	// (referrers, each referrer manifest and layer, the cosign tag).
+	if one == 0 || one > 8 {
+		t.Fatalf("20 concurrent reviews of one image made %d registry requests, want those of one verification", one)
+	}
+	before = e.requests.Load()
+	d := e.checker.Check(context.Background(), pod(container(signed.String())))
+	if !d.Allowed || !d.Images[0].Cached || e.requests.Load() != before {
+		t.Fatalf("second review: cached=%v, %d requests", d.Images[0].Cached, e.requests.Load()-before)
+	}
+	// A new policy is a new cache: nothing decided under the old one is
+	// reused.
+	k.WritePolicy(k.PolicyText(2, k.DefaultComponents(), time.Time{}), k.Release)
+	if err := e.src.Reload(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d = e.checker.Check(context.Background(), pod(container(signed.String())))
+	if !d.Allowed || d.Images[0].Cached || e.requests.Load() == before {
+		t.Fatalf("after a new policy: cached=%v", d.Images[0].Cached)
+	}
+}
+
+func TestCheckerRegistryFailures(t *testing.T) {
+	t.Run("slow registry: denied within the deadline", func(t *testing.T) {
+		e := newEnv(t, admission.Config{Deadline: 300 * time.Millisecond})
+		img := e.kit.Push("trustgate/gateway:1.0")
+		e.kit.Sign(img, e.kit.Release)
+		e.kit.Slow(time.Minute)
+		start := time.Now()
+		e.decide(t, pod(container(img.String())), false, "not verified", "deadline exceeded")
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("answered after %s", took)
+		}
+	})
+	t.Run("registry down: denied", func(t *testing.T) {
+		e := newEnv(t, admission.Config{})
+		img := e.kit.Push("trustgate/gateway:1.0")
+		e.kit.Sign(img, e.kit.Release)
+		e.kit.Stop()
+		e.decide(t, pod(container(img.String())), false, "not verified")
+	})
+	t.Run("registry down, configured to admit: a warning", func(t *testing.T) {
+		e := newEnv(t, admission.Config{OnRegistryError: admission.RegistryErrorAdmit})
+		img := e.kit.Push("trustgate/gateway:1.0")
+		e.kit.Stop()
+		e.decide(t, pod(container(img.String())), true, "admitted unverified")
+	})
+	t.Run("a registry error is not cached", func(t *testing.T) {
+		e := newEnv(t, admission.Config{Deadline: 300 * time.Millisecond})
+		img := e.kit.Push("trustgate/gateway:1.0")
+		e.kit.Sign(img, e.kit.Release)
+		e.kit.Slow(time.Minute)
+		e.decide(t, pod(container(img.String())), false, "deadline exceeded")
+		e.kit.Slow(0)
+		// A review that joins the failing verification still in flight
+		// shares its error; once it is over, the next one verifies anew.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			d := e.checker.Check(context.Background(), pod(container(img.String())))
+			if d.Allowed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still denied once the registry answers: %s", d.Message)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+func TestNewCheckerRefusesBadConfig(t *testing.T) {
+	if _, err := admission.NewChecker(admission.Config{}); err == nil {
+		t.Fatal("no policy source: accepted")
+	}
+	if _, err := admission.NewChecker(admission.Config{Policy: &admission.PolicySource{}, OnRegistryError: "maybe"}); err == nil {
+		t.Fatal("on-registry-error maybe: accepted")
+	}
+}
+
+func TestCheckerPolicyExpiresInForce(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	e := newEnv(t, admission.Config{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	k := e.kit
+	img := k.Push("trustgate/gateway:1.0")
+	k.Sign(img, k.Release)
+	e.decide(t, pod(container(img.String())), true)
+	// The verdict is cached; a year and a day later the policy has expired,
+	// and the cached allow is not used.
+	now.Store(time.Now().Add(366 * 24 * time.Hour).UnixNano())
+	d := e.decide(t, pod(container(img.String())), false, "expires")
+	if d.Images[0].Cached {
+		t.Fatal("answered from the cache under an expired policy")
+	}
+}
