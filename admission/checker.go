@@ -30,6 +30,8 @@ const (
 	DefaultCacheTTL  = 5 * time.Minute
 	// MaxImageEvidence bounds the attestation bytes read for one image.
 	MaxImageEvidence = 32 << 20
+	// MaxImages bounds the distinct images of one workload.
+	MaxImages = 256
 	// maxParallel bounds the images of one review verified at once.
 	maxParallel = 8
 )
@@ -153,18 +155,38 @@ func (c *Checker) Check(ctx context.Context, w *Workload) Decision {
 	if len(w.PullSecrets) > 0 && c.cfg.Keychain != nil {
 		creds = &credentials{fn: c.cfg.Keychain, namespace: w.Namespace, secrets: w.PullSecrets}
 	}
+	// Each distinct image is judged once, however many containers use it.
+	first := map[string]int{}
+	var distinct []int
+	for i, use := range w.Images {
+		if _, ok := first[use.Image]; !ok {
+			first[use.Image] = i
+			distinct = append(distinct, i)
+		}
+	}
+	if len(distinct) > MaxImages {
+		c.cfg.Metrics.decided(time.Since(start))
+		return Decision{Message: fmt.Sprintf("trustgate denied %s %s: %d distinct images, more than the %d one workload may name", w.Kind, w.Name, len(distinct), MaxImages)}
+	}
 	sem := make(chan struct{}, maxParallel)
 	var wg sync.WaitGroup
-	for i, use := range w.Images {
+	for _, i := range distinct {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out.Images[i] = c.image(ctx, use, creds)
+			out.Images[i] = c.image(ctx, w.Images[i], creds)
 		}()
 	}
 	wg.Wait()
+	for i, use := range w.Images {
+		if j := first[use.Image]; j != i {
+			v := out.Images[j]
+			v.ImageUse = use
+			out.Images[i] = v
+		}
+	}
 	var denied []string
 	for _, v := range out.Images {
 		switch {
@@ -248,7 +270,7 @@ func (c *Checker) image(ctx context.Context, use ImageUse, creds *credentials) I
 			return c.registryError(v, comp, err)
 		}
 		reg.Keychain = kc
-		_, _, d, err := reg.Reference(ctx, use.Image)
+		_, _, d, err := reg.Reference(ctx, ref.Name()) // fully qualified: docker.io, library/, :latest
 		if err != nil {
 			return c.registryError(v, comp, err)
 		}

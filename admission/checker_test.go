@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -139,6 +140,10 @@ func TestCheckerTags(t *testing.T) {
 	signed := k.Push("trustgate/gateway:1.0")
 	k.Sign(signed, k.Release)
 	e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), true, "admitted by tag", signed.DigestStr())
+	// No tag is :latest, as the kubelet reads it.
+	latest := k.Push("trustgate/gateway:latest")
+	k.Sign(latest, k.Release)
+	e.decide(t, pod(container(k.Host+"/trustgate/gateway")), true, "admitted by tag", latest.DigestStr())
 	// The tag moves to other bytes after signing: what it names now is
 	// verified, and has no signature.
 	moved := k.Push("trustgate/gateway:1.0")
@@ -261,4 +266,25 @@ func TestCheckerPolicyExpiresInForce(t *testing.T) {
 	if d.Images[0].Cached {
 		t.Fatal("answered from the cache under an expired policy")
 	}
+}
+
+func TestCheckerManyContainers(t *testing.T) {
+	e := newEnv(t, admission.Config{})
+	k := e.kit
+	signed := k.Push("trustgate/gateway:1.0")
+	k.Sign(signed, k.Release)
+	var uses []admission.ImageUse
+	for i := range 1000 {
+		uses = append(uses, admission.ImageUse{Container: "containers[c" + string(rune('a'+i%26)) + "]", Image: signed.String()})
+	}
+	before := e.requests.Load()
+	d := e.decide(t, pod(uses...), true)
+	if len(d.Images) != 1000 || d.Images[999].Digest != signed.DigestStr() || e.requests.Load()-before > 8 {
+		t.Fatalf("1000 containers of one image: %d verdicts, %d registry requests", len(d.Images), e.requests.Load()-before)
+	}
+	uses = nil
+	for i := range admission.MaxImages + 1 {
+		uses = append(uses, container(k.Host+"/trustgate/gateway@sha256:"+strings.Repeat("0", 60)+fmt.Sprintf("%04d", i)))
+	}
+	e.decide(t, pod(uses...), false, "distinct images, more than")
 }
