@@ -216,7 +216,7 @@ func serveWebhook(t *testing.T, e *env) (url string, caPEM []byte, log *syncBuff
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- admission.Serve(ctx, ln, h, kp) }()
+	go func() { done <- admission.Serve(ctx, ln, h, kp, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

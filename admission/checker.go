@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/gather"
+	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/verify"
@@ -290,9 +291,8 @@ func (c *Checker) image(ctx context.Context, use ImageUse, creds *credentials) I
 		// An expired policy is never answered from the cache: the
 		// verification below denies everything with the reason.
 		if got, ok := c.cache.Get(key); ok {
-			v.Cached = true
 			c.cfg.Metrics.cache(true)
-			return c.tagWarning(c.judge(v, got.report, true), ref)
+			return c.tagNote(c.judge(v, got.report, true), ref)
 		}
 		c.cfg.Metrics.cache(false)
 	}
@@ -326,17 +326,15 @@ func (c *Checker) image(ctx context.Context, use ImageUse, creds *credentials) I
 		if r.Err != nil {
 			return c.registryError(v, comp, r.Err)
 		}
-		v = c.judge(v, r.Val.(*verdict).report, false)
-		if unpinned != "" && !v.Allowed {
-			v.Reason += " (the tag names " + v.Digest + " now)"
-		}
-		return c.tagWarning(v, ref)
+		return c.tagNote(c.judge(v, r.Val.(*verdict).report, false), ref)
 	case <-ctx.Done():
 		return c.registryError(v, comp, fmt.Errorf("no verdict within %s: %w", c.cfg.Deadline, ctx.Err()))
 	}
 }
 
-// judge turns a report into the verdict on one image.
+// judge turns a report into the verdict on one image: the first broken
+// rule, and why the attestations that did not verify failed (so that an
+// unsigned image, a wrong signer and a tampered attestation read apart).
 func (c *Checker) judge(v ImageVerdict, r verify.Report, cached bool) ImageVerdict {
 	v.Report, v.Cached, v.Allowed = &r, cached, r.Allowed
 	for _, d := range r.Decisions {
@@ -347,23 +345,47 @@ func (c *Checker) judge(v ImageVerdict, r verify.Report, cached bool) ImageVerdi
 		if d.Mode == policy.ModeAudit {
 			why = "admitted in audit mode: " + why
 		}
-		if v.Reason == "" {
-			v.Reason = why
-		}
+		v.Reason = why + unverified(r.Evidence)
+		break
 	}
 	return v
 }
 
-// tagWarning warns of an image admitted by a tag alone (AllowTags).
-func (c *Checker) tagWarning(v ImageVerdict, ref name.Reference) ImageVerdict {
-	if _, ok := ref.(name.Tag); !ok || !v.Allowed || !c.cfg.AllowTags {
+// unverified says how many of the attestations found did not verify, and
+// why the first did not.
+func unverified(ev []verify.EvidenceResult) string {
+	n, first := 0, ""
+	for _, e := range ev {
+		if !e.Verified {
+			if n == 0 {
+				first = e.Error
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of %d attestations beside it did not verify: %s)", n, len(ev), safetext.Clip(first, 200))
+}
+
+// tagNote says, for an image named by a tag, which digest the tag named
+// when it was judged: in the reason for a denial, and, when tags are
+// allowed, in the warning an admission carries.
+func (c *Checker) tagNote(v ImageVerdict, ref name.Reference) ImageVerdict {
+	if _, ok := ref.(name.Tag); !ok || v.Digest == "" {
 		return v
 	}
-	w := "admitted by tag: verified as " + v.Digest + ", which the tag names now; pin it by digest"
-	if v.Reason != "" {
-		w = v.Reason + "; " + w
+	switch {
+	case !v.Allowed:
+		v.Reason += " (the tag names " + v.Digest + " now)"
+	case c.cfg.AllowTags:
+		w := "admitted by tag: verified as " + v.Digest + ", which the tag names now; pin it by digest"
+		if v.Reason != "" {
+			w = v.Reason + "; " + w
+		}
+		v.Reason = w
 	}
-	v.Reason = w
 	return v
 }
 

@@ -36,7 +36,7 @@ type PolicySource struct {
 	// StatePath remembers the newest policy version accepted, across
 	// restarts (see policy.State).
 	StatePath string
-	// Log receives reload results; nil is slog.Default().
+	// Log receives reload results; nil discards them.
 	Log *slog.Logger
 	// OnReload, when set, is told of each reload attempt: the policy in
 	// force afterwards, and the error that refused a new one.
@@ -124,7 +124,7 @@ func (s *PolicySource) Reload(now time.Time) error {
 	after := s.cur.Load()
 	log := s.Log
 	if log == nil {
-		log = slog.Default()
+		log = discard
 	}
 	switch {
 	case err != nil:

@@ -69,8 +69,11 @@ func (h *Handler) log() *slog.Logger {
 	if h.Log != nil {
 		return h.Log
 	}
-	return slog.Default()
+	return discard
 }
+
+// discard is the logger of a library left silent.
+var discard = slog.New(slog.DiscardHandler)
 
 // validate answers one AdmissionReview. A body that is not a review it can
 // answer (not JSON, another version, no uid, too large) gets a 4xx, which
@@ -148,6 +151,16 @@ func (h *Handler) Decide(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if err != nil {
 		return Response(uid, false, "trustgate: "+safetext.Clip(safetext.Line(err.Error()), 1024), nil)
 	}
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		// What was admitted before is not judged again: a label, a
+		// scale, a finalizer's removal from a terminating pod go through
+		// whatever became of the policy since; a new or changed image (an
+		// ephemeral container, a new tag) is judged. An old object that
+		// does not read leaves every image to be judged.
+		if old, err := ReadWorkload(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.OldObject.Raw); err == nil {
+			wl.Images = changedImages(wl.Images, old.Images)
+		}
+	}
 	if wl.Namespace == "" {
 		wl.Namespace = req.Namespace
 	}
@@ -156,6 +169,22 @@ func (h *Handler) Decide(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	d := h.Checker.Check(ctx, wl)
 	return Response(uid, d.Allowed, safetext.Clip(safetext.Line(d.Message), maxMessage), clipWarnings(d.Warnings))
+}
+
+// changedImages are the image uses of now that were not in before: the
+// same container with the same image was judged when it was admitted.
+func changedImages(now, before []ImageUse) []ImageUse {
+	had := map[ImageUse]bool{}
+	for _, u := range before {
+		had[u] = true
+	}
+	var out []ImageUse
+	for _, u := range now {
+		if !had[u] {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func clipWarnings(ws []string) []string {
@@ -219,8 +248,13 @@ func (k *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	return k.cert, nil
 }
 
-// Serve serves h over TLS on ln until ctx ends, then shuts down.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, kp *KeyPair) error {
+// Serve serves h over TLS on ln until ctx ends, then shuts down. The
+// server's own errors (TLS handshakes that fail) go to log; nil discards
+// them.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, kp *KeyPair, log *slog.Logger) error {
+	if log == nil {
+		log = discard
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -229,7 +263,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, kp *KeyPair) er
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.GetCertificate},
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()

@@ -38,7 +38,7 @@ func newServer(t *testing.T, cfg admission.Config) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- admission.Serve(ctx, ln, &admission.Handler{Checker: e.checker, Metrics: metrics}, &admission.KeyPair{CertFile: cert, KeyFile: key})
+		done <- admission.Serve(ctx, ln, &admission.Handler{Checker: e.checker, Metrics: metrics}, &admission.KeyPair{CertFile: cert, KeyFile: key}, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -216,5 +216,58 @@ func TestServerEndpoints(t *testing.T) {
 		if resp.StatusCode == 200 {
 			t.Fatal("served over plain HTTP")
 		}
+	}
+}
+
+// update is an AdmissionReview of an update of a Pod from old to now.
+func update(t *testing.T, uid string, old, now []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(admissiontest.Review(uid, "/v1/Pod", now, false), &m); err != nil {
+		t.Fatal(err)
+	}
+	req := m["request"].(map[string]any)
+	req["operation"] = "UPDATE"
+	req["oldObject"] = json.RawMessage(old)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func TestServerUpdatesJudgeWhatChanged(t *testing.T) {
+	s := newServer(t, admission.Config{})
+	k := s.kit
+	signed := k.Push("trustgate/gateway:1.0")
+	k.Sign(signed, k.Release)
+	unsigned := k.Push("trustgate/gateway:2.0")
+	// A pod admitted under an earlier policy whose image no longer passes:
+	// a label, or a finalizer's removal while it terminates, goes through.
+	old := admissiontest.Pod(unsigned.String())
+	relabelled := bytes.Replace(old, []byte(`"namespace":"apps"`), []byte(`"namespace":"apps","labels":{"a":"b"},"deletionTimestamp":"2026-01-01T00:00:00Z"`), 1)
+	if r := s.review(t, update(t, "u1", old, relabelled), "u1"); !r.Allowed {
+		t.Fatalf("an update that changes no image was judged: %+v", r.Result)
+	}
+	// A changed image is judged.
+	if r := s.review(t, update(t, "u2", admissiontest.Pod(signed.String()), admissiontest.Pod(unsigned.String())), "u2"); r.Allowed {
+		t.Fatal("an update to an unsigned image was admitted")
+	}
+	// A new ephemeral container is judged; the old containers are not.
+	debug := bytes.Replace(admissiontest.Pod(signed.String()), []byte(`}]}}`), []byte(`}],"ephemeralContainers":[{"name":"debug","image":"`+unsigned.String()+`"}]}}`), 1)
+	if r := s.review(t, update(t, "u3", admissiontest.Pod(signed.String()), debug), "u3"); r.Allowed || !strings.Contains(r.Result.Message, "ephemeralContainers[debug]") {
+		t.Fatalf("an unsigned ephemeral container: %+v", r.Result)
+	}
+	// An old object that does not read leaves everything to be judged.
+	if r := s.review(t, update(t, "u4", []byte(`{"spec":{"containers":[{"image":"x","image":"y"}]}}`), admissiontest.Pod(unsigned.String())), "u4"); r.Allowed {
+		t.Fatal("an unreadable old object let an unsigned image through")
+	}
+}
+
+func TestServerIgnoresUnknownFields(t *testing.T) {
+	s := newServer(t, admission.Config{})
+	signed := s.kit.Push("trustgate/gateway:1.0")
+	s.kit.Sign(signed, s.kit.Release)
+	// A field a newer API server knows and this webhook does not.
+	pod := bytes.Replace(admissiontest.Pod(signed.String()), []byte(`"containers":`), []byte(`"futureField":{"x":1},"containers":`), 1)
+	if r := s.review(t, admissiontest.Review("f", "/v1/Pod", pod, false), "f"); !r.Allowed {
+		t.Fatalf("a pod with an unknown field: %+v", r.Result)
 	}
 }

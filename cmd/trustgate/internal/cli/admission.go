@@ -173,7 +173,7 @@ func runAdmissionServe(cmd *cobra.Command, f admissionServeFlags) error {
 	p := src.Current()
 	log.Info("trustgate admission serving", "addr", ln.Addr().String(), "policy", f.policy,
 		"version", p.Version, "digest", p.Source().Digest.String(), "expires", p.ExpiresAt().UTC().Format(time.RFC3339))
-	return admission.Serve(ctx, ln, &admission.Handler{Checker: checker, Metrics: metrics, Log: log}, kp)
+	return admission.Serve(ctx, ln, &admission.Handler{Checker: checker, Metrics: metrics, Log: log}, kp, log)
 }
 
 type admissionCheckFlags struct {
