@@ -45,6 +45,11 @@ type PolicySource struct {
 	cur  atomic.Pointer[policy.Policy]
 	mu   sync.Mutex // serializes loads
 	seen [sha256.Size]byte
+	// refused remembers the files last refused and why, so that a bad
+	// policy left in place is verified, logged and counted once, not at
+	// every recheck.
+	refused    [sha256.Size]byte
+	refusedErr error
 }
 
 // Current returns the policy in force (nil before Load succeeds).
@@ -62,20 +67,27 @@ func (s *PolicySource) Load(now time.Time) error {
 		return err
 	}
 	cur := s.cur.Load()
-	if cur != nil && sum == s.seen {
+	switch {
+	case cur != nil && sum == s.seen:
 		return nil
+	case cur != nil && s.refusedErr != nil && sum == s.refused:
+		return errUnchanged
 	}
 	p, err := verifier.Policy(s.Path, bundlePath, s.Trust, s.Deployment, s.StatePath, now)
 	if err == nil && cur != nil {
 		err = newer(cur, p)
 	}
 	if err != nil {
+		s.refused, s.refusedErr = sum, err
 		return err
 	}
-	s.seen = sum
+	s.seen, s.refusedErr = sum, nil
 	s.cur.Store(p)
 	return nil
 }
+
+// errUnchanged: the files are the ones last refused.
+var errUnchanged = errors.New("the policy files are the ones last refused")
 
 // newer refuses a policy older than the one in force, or the same version
 // with other content, even when the state file was lost (an emptyDir after
@@ -121,6 +133,9 @@ func (s *PolicySource) bundlePath() string {
 func (s *PolicySource) Reload(now time.Time) error {
 	before := s.cur.Load()
 	err := s.Load(now)
+	if errors.Is(err, errUnchanged) {
+		return nil // refused, logged and counted already
+	}
 	after := s.cur.Load()
 	log := s.Log
 	if log == nil {
@@ -172,6 +187,8 @@ func (s *PolicySource) Watch(ctx context.Context, interval time.Duration) {
 			continue // an overflow: the ticker catches what was missed
 		case <-tick.C:
 		}
-		_ = s.Reload(time.Now())
+		if err := s.Reload(time.Now()); err != nil {
+			continue // logged and counted by Reload; the policy in force stays
+		}
 	}
 }

@@ -108,6 +108,17 @@ func TestPolicyReload(t *testing.T) {
 		})
 	}
 
+	// A refused policy left in place is verified, logged and counted once.
+	n, _ := seen.last()
+	for range 3 {
+		if err := e.src.Reload(time.Now()); err != nil {
+			t.Fatalf("the same refused files again: %v", err)
+		}
+	}
+	if m, _ := seen.last(); m != n {
+		t.Fatalf("the same refused files were reported %d more times", m-n)
+	}
+
 	// A restart does not forget: the state file refuses version 1.
 	k.WritePolicy(k.PolicyText(1, k.DefaultComponents(), time.Time{}), k.Release)
 	fresh := &admission.PolicySource{Path: k.PolicyPath(), Deployment: admissiontest.Deployment, Trust: k.Trust(), StatePath: k.StatePath()}

@@ -273,8 +273,8 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, kp *KeyPair, lo
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		err := srv.Shutdown(sctx)
 		<-done
-		return nil
+		return err
 	}
 }
