@@ -137,10 +137,7 @@ func (s *PolicySource) Reload(now time.Time) error {
 		return nil // refused, logged and counted already
 	}
 	after := s.cur.Load()
-	log := s.Log
-	if log == nil {
-		log = discard
-	}
+	log := s.logger()
 	switch {
 	case err != nil:
 		log.Error("policy refused; the policy in force stays", "file", s.Path, "err", err, "version", versionOf(after))
@@ -153,6 +150,13 @@ func (s *PolicySource) Reload(now time.Time) error {
 		s.OnReload(after, err)
 	}
 	return err
+}
+
+func (s *PolicySource) logger() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return discard
 }
 
 func versionOf(p *policy.Policy) uint64 {
@@ -183,8 +187,9 @@ func (s *PolicySource) Watch(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-events:
-		case <-errs:
-			continue // an overflow: the ticker catches what was missed
+		case err := <-errs:
+			s.logger().Warn("watching the policy's folders; the recheck still runs", "err", err)
+			continue
 		case <-tick.C:
 		}
 		if err := s.Reload(time.Now()); err != nil {

@@ -274,7 +274,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, kp *KeyPair, lo
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
-		<-done
+		if serr := <-done; err == nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = serr
+		}
 		return err
 	}
 }
