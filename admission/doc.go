@@ -1,6 +1,7 @@
 // Package admission is trustgate's Kubernetes validating admission webhook:
 // it admits a workload only when every image its pod spec names (init,
-// regular and ephemeral containers) passes the signed policy, the same
+// regular and ephemeral containers, image volumes) passes the signed
+// policy, the same
 // verification `trustgate verify` gives an image.
 //
 // For each image the webhook finds the policy's image entry by repository

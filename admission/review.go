@@ -75,7 +75,8 @@ type Workload struct {
 // ImageUse is one container's image, as the pod spec writes it.
 type ImageUse struct {
 	// Container is where the image is used: containers[NAME],
-	// initContainers[NAME] or ephemeralContainers[NAME].
+	// initContainers[NAME], ephemeralContainers[NAME] or, for an image
+	// volume, volumes[NAME].
 	Container string
 	Image     string
 }
@@ -164,6 +165,13 @@ func ReadWorkload(group, version, kind string, raw []byte) (*Workload, error) {
 	}
 	for _, c := range spec.EphemeralContainers {
 		w.Images = append(w.Images, ImageUse{"ephemeralContainers[" + c.Name + "]", c.Image})
+	}
+	// An image volume (an OCI image or artifact mounted as files: a
+	// model, say) is pulled as a container image is, and judged as one.
+	for _, v := range spec.Volumes {
+		if v.Image != nil {
+			w.Images = append(w.Images, ImageUse{"volumes[" + v.Name + "]", v.Image.Reference})
+		}
 	}
 	return w, nil
 }

@@ -271,3 +271,15 @@ func TestServerIgnoresUnknownFields(t *testing.T) {
 		t.Fatalf("a pod with an unknown field: %+v", r.Result)
 	}
 }
+
+func TestServerJudgesImageVolumes(t *testing.T) {
+	s := newServer(t, admission.Config{})
+	signed := s.kit.Push("trustgate/gateway:1.0")
+	s.kit.Sign(signed, s.kit.Release)
+	unsigned := s.kit.Push("trustgate/plugins/model:1.0")
+	// A model mounted as an image volume is pulled like a container image.
+	pod := bytes.Replace(admissiontest.Pod(signed.String()), []byte(`}]}}`), []byte(`}],"volumes":[{"name":"weights","image":{"reference":"`+unsigned.String()+`"}}]}}`), 1)
+	if r := s.review(t, admissiontest.Review("v", "/v1/Pod", pod, false), "v"); r.Allowed || !strings.Contains(r.Result.Message, "volumes[weights]") {
+		t.Fatalf("an unsigned image volume: %+v", r.Result)
+	}
+}
