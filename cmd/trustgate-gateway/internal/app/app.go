@@ -11,11 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 
 	"github.com/trustgate/trustgate/gateway"
+	"github.com/trustgate/trustgate/internal/buildinfo"
 	"github.com/trustgate/trustgate/internal/safetext"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
@@ -71,6 +73,11 @@ flags, 1 when it fails while running, 0 after SIGINT or SIGTERM.`,
 			return err
 		},
 	}
+	// --version: what the binary was built from, and the libraries its
+	// verdicts rest on.
+	info := buildinfo.Read()
+	cmd.Version = info.Short()
+	cmd.SetVersionTemplate(strings.ReplaceAll(info.String(), "{{", "{ {"))
 	fl := cmd.Flags()
 	fl.StringVar(&f.stack, "stack", "", "stack manifest (required)")
 	fl.StringVar(&f.policy, "policy", "", "the signed policy (required)")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
+	"github.com/trustgate/trustgate/internal/buildinfo"
 	"github.com/trustgate/trustgate/internal/testutil"
 )
 
@@ -121,7 +122,9 @@ func TestBinaryExitCode(t *testing.T) {
 		t.Skip("builds the trustgate binary")
 	}
 	bin := filepath.Join(t.TempDir(), "trustgate")
-	build := exec.Command("go", "build", "-o", bin, "github.com/trustgate/trustgate/cmd/trustgate")
+	// -buildvcs=true: Go's default stamps the commit, but GOFLAGS may
+	// turn it off (this workplace's machines do).
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, "github.com/trustgate/trustgate/cmd/trustgate")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -136,6 +139,26 @@ func TestBinaryExitCode(t *testing.T) {
 	}
 	if !strings.HasPrefix(stderr.String(), "trustgate: "+bad.File+":") {
 		t.Errorf("stderr = %q", stderr.String())
+	}
+
+	// trustgate version: the commit of the checkout it was built in, and
+	// the libraries its verdicts rest on.
+	out, err := exec.Command(bin, "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info buildinfo.Info
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if head, err := exec.Command("git", "-C", testutil.RepoRoot(t), "rev-parse", "HEAD").Output(); err == nil && info.Commit != strings.TrimSpace(string(head)) {
+		t.Errorf("version says commit %q, the checkout is at %s", info.Commit, head)
+	}
+	if info.Libraries["github.com/sigstore/sigstore-go"] != "v1.3.0" || info.Libraries["github.com/anchore/syft"] == "" || info.Libraries["github.com/CycloneDX/cyclonedx-go"] == "" {
+		t.Errorf("libraries: %v", info.Libraries)
+	}
+	if short, _ := exec.Command(bin, "--version").Output(); !strings.HasPrefix(string(short), "trustgate version ") {
+		t.Errorf("--version: %q", short)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustgate/trustgate/internal/buildinfo"
 	"github.com/trustgate/trustgate/internal/safetext"
 )
 
@@ -45,9 +46,10 @@ func NewRootCmd() *cobra.Command {
 		Short:         "Inventory, sign and verify AI gateway deployments",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Read().Short(),
 	}
 	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewAuditCmd(), NewDemoCmd())
-	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd())
+	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd())
 	return root
 }
 

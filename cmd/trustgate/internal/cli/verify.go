@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/verifier"
 	"github.com/trustgate/trustgate/verify"
 
+	"github.com/trustgate/trustgate/internal/buildinfo"
 	"github.com/trustgate/trustgate/internal/safetext"
 )
 
@@ -266,8 +266,8 @@ func (f policyTrustFlags) root() (policy.TrustRoot, error) {
 
 // version is trustgate's module version, for reports.
 func version() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		return info.Main.Version
+	if v := buildinfo.Read().Version; v != "" && v != "(unknown)" {
+		return v
 	}
 	return "devel"
 }
