@@ -26,6 +26,7 @@ import (
 
 	"github.com/trustgate/trustgate/admission"
 	"github.com/trustgate/trustgate/internal/kubetest"
+	"github.com/trustgate/trustgate/internal/testcert"
 )
 
 // webhookWait bounds how long the test waits for the API server to call
@@ -64,25 +65,18 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
-	unsigned := k.Push("trustgate/gateway:unsigned")
-	wrongSigner := k.Push("trustgate/gateway:other")
-	k.Sign(wrongSigner, k.Other)
-	tampered := k.Push("trustgate/gateway:tampered")
-	k.AttachTampered(tampered)
-	agent := k.Push("trustgate/agent:1.0")
+	im := e.pushImages()
 
-	waitForWebhook(t, c, unsigned.String())
+	waitForWebhook(t, c, im.unsigned.String())
 	pods := c.CoreV1().Pods(appsNS)
 
 	t.Run("signed pod by digest is admitted", func(t *testing.T) {
 		warns.take()
-		got, err := pods.Create(ctx, newPod("signed", podContainer("app", signed.String())), metav1.CreateOptions{})
+		got, err := pods.Create(ctx, newPod("signed", podContainer("app", im.signed.String())), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("denied: %v", err)
 		}
-		if got.UID == "" || got.Spec.Containers[0].Image != signed.String() {
+		if got.UID == "" || got.Spec.Containers[0].Image != im.signed.String() {
 			t.Fatalf("created %+v", got.ObjectMeta)
 		}
 		if w := warns.take(); len(w) != 0 {
@@ -91,29 +85,28 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 	})
 	t.Run("deployments", func(t *testing.T) {
 		deployments := c.AppsV1().Deployments(appsNS)
-		if _, err := deployments.Create(ctx, newDeployment("signed", signed.String()), metav1.CreateOptions{}); err != nil {
+		if _, err := deployments.Create(ctx, newDeployment("signed", im.signed.String()), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("signed deployment denied: %v", err)
 		}
-		_, err := deployments.Create(ctx, newDeployment("unsigned", unsigned.String()), metav1.CreateOptions{})
-		wantDenied(t, err, "Deployment unsigned", "containers[app] "+unsigned.String(), "components[0].signers")
+		_, err := deployments.Create(ctx, newDeployment("unsigned", im.unsigned.String()), metav1.CreateOptions{})
+		wantDenied(t, err, "Deployment unsigned", "containers[app] "+im.unsigned.String(), "components[0].signers")
 		wantAbsent(t, func() error { _, err := deployments.Get(ctx, "unsigned", metav1.GetOptions{}); return err })
 	})
 	t.Run("unsigned image is denied", func(t *testing.T) {
-		_, err := pods.Create(ctx, newPod("unsigned", podContainer("app", unsigned.String())), metav1.CreateOptions{})
-		wantDenied(t, err, "Pod unsigned", "containers[app] "+unsigned.String(), "components[0].signers", "no trusted signature")
+		_, err := pods.Create(ctx, newPod("unsigned", podContainer("app", im.unsigned.String())), metav1.CreateOptions{})
+		wantDenied(t, err, "Pod unsigned", "containers[app] "+im.unsigned.String(), "components[0].signers", "no trusted signature")
 		wantAbsent(t, func() error { _, err := pods.Get(ctx, "unsigned", metav1.GetOptions{}); return err })
 	})
 	t.Run("wrong signer is denied", func(t *testing.T) {
-		_, err := pods.Create(ctx, newPod("wrong-signer", podContainer("app", wrongSigner.String())), metav1.CreateOptions{})
-		wantDenied(t, err, "containers[app] "+wrongSigner.String(), "components[0].signers")
+		_, err := pods.Create(ctx, newPod("wrong-signer", podContainer("app", im.wrongSigner.String())), metav1.CreateOptions{})
+		wantDenied(t, err, "containers[app] "+im.wrongSigner.String(), "components[0].signers")
 	})
 	t.Run("tampered attestation is denied", func(t *testing.T) {
-		_, err := pods.Create(ctx, newPod("tampered", podContainer("app", tampered.String())), metav1.CreateOptions{})
-		wantDenied(t, err, "containers[app] "+tampered.String(), "components[0].signers")
+		_, err := pods.Create(ctx, newPod("tampered", podContainer("app", im.tampered.String())), metav1.CreateOptions{})
+		wantDenied(t, err, "containers[app] "+im.tampered.String(), "components[0].signers")
 	})
 	t.Run("a tag moved after signing", func(t *testing.T) {
-		first := k.Push("trustgate/gateway:v1")
-		k.Sign(first, k.Release)
+		first := e.pushSigned("trustgate/gateway:v1")
 		tag := k.Host + "/trustgate/gateway:v1"
 		warns.take()
 		if _, err := pods.Create(ctx, newPod("by-tag", podContainer("app", tag)), metav1.CreateOptions{}); err != nil {
@@ -128,58 +121,58 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 		wantDenied(t, err, "containers[app] "+tag, "components[0].signers")
 	})
 	t.Run("repository the policy does not name is denied", func(t *testing.T) {
-		img := k.Host + "/elsewhere/tool@" + signed.DigestStr()
+		img := k.Host + "/elsewhere/tool@" + im.signed.DigestStr()
 		_, err := pods.Create(ctx, newPod("elsewhere", podContainer("app", img)), metav1.CreateOptions{})
 		wantDenied(t, err, "containers[app] "+img, "repositories")
 	})
 	t.Run("unsigned init container in a signed pod is denied", func(t *testing.T) {
-		p := newPod("init", podContainer("app", signed.String()))
-		p.Spec.InitContainers = []corev1.Container{podContainer("setup", unsigned.String())}
+		p := newPod("init", podContainer("app", im.signed.String()))
+		p.Spec.InitContainers = []corev1.Container{podContainer("setup", im.unsigned.String())}
 		_, err := pods.Create(ctx, p, metav1.CreateOptions{})
-		msg := wantDenied(t, err, "initContainers[setup] "+unsigned.String(), "components[0].signers")
+		msg := wantDenied(t, err, "initContainers[setup] "+im.unsigned.String(), "components[0].signers")
 		if strings.Contains(msg, "containers[app]") {
 			t.Fatalf("the signed container is named as denied: %s", msg)
 		}
 	})
 	t.Run("unsigned init container in a cronjob is denied", func(t *testing.T) {
-		cj := newCronJob("nightly", signed.String())
+		cj := newCronJob("nightly", im.signed.String())
 		spec := &cj.Spec.JobTemplate.Spec.Template.Spec
-		spec.InitContainers = []corev1.Container{podContainer("setup", unsigned.String())}
+		spec.InitContainers = []corev1.Container{podContainer("setup", im.unsigned.String())}
 		_, err := c.BatchV1().CronJobs(appsNS).Create(ctx, cj, metav1.CreateOptions{})
-		wantDenied(t, err, "CronJob nightly", "initContainers[setup] "+unsigned.String())
-		if _, err := c.BatchV1().CronJobs(appsNS).Create(ctx, newCronJob("nightly", signed.String()), metav1.CreateOptions{}); err != nil {
+		wantDenied(t, err, "CronJob nightly", "initContainers[setup] "+im.unsigned.String())
+		if _, err := c.BatchV1().CronJobs(appsNS).Create(ctx, newCronJob("nightly", im.signed.String()), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("signed cronjob denied: %v", err)
 		}
 	})
 	t.Run("ephemeral containers", func(t *testing.T) {
-		if _, err := pods.Create(ctx, newPod("debugged", podContainer("app", signed.String())), metav1.CreateOptions{}); err != nil {
+		if _, err := pods.Create(ctx, newPod("debugged", podContainer("app", im.signed.String())), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("signed pod denied: %v", err)
 		}
-		_, err := addEphemeral(ctx, pods, "debugged", "debug", unsigned.String())
-		wantDenied(t, err, "ephemeralContainers[debug] "+unsigned.String(), "components[0].signers")
-		got, err := addEphemeral(ctx, pods, "debugged", "debug", signed.String())
+		_, err := addEphemeral(ctx, pods, "debugged", "debug", im.unsigned.String())
+		wantDenied(t, err, "ephemeralContainers[debug] "+im.unsigned.String(), "components[0].signers")
+		got, err := addEphemeral(ctx, pods, "debugged", "debug", im.signed.String())
 		if err != nil {
 			t.Fatalf("signed ephemeral container denied: %v", err)
 		}
-		if n := len(got.Spec.EphemeralContainers); n != 1 || got.Spec.EphemeralContainers[0].Image != signed.String() {
+		if n := len(got.Spec.EphemeralContainers); n != 1 || got.Spec.EphemeralContainers[0].Image != im.signed.String() {
 			t.Fatalf("ephemeral containers after the update: %+v", got.Spec.EphemeralContainers)
 		}
 	})
 	t.Run("dry run gets the same answer", func(t *testing.T) {
 		dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
-		_, err := pods.Create(ctx, newPod("dry-unsigned", podContainer("app", unsigned.String())), dry)
-		wantDenied(t, err, "Pod dry-unsigned", "containers[app] "+unsigned.String(), "components[0].signers", "no trusted signature")
-		if _, err := pods.Create(ctx, newPod("dry-signed", podContainer("app", signed.String())), dry); err != nil {
+		_, err := pods.Create(ctx, newPod("dry-unsigned", podContainer("app", im.unsigned.String())), dry)
+		wantDenied(t, err, "Pod dry-unsigned", "containers[app] "+im.unsigned.String(), "components[0].signers", "no trusted signature")
+		if _, err := pods.Create(ctx, newPod("dry-signed", podContainer("app", im.signed.String())), dry); err != nil {
 			t.Fatalf("signed dry run denied: %v", err)
 		}
 		wantAbsent(t, func() error { _, err := pods.Get(ctx, "dry-signed", metav1.GetOptions{}); return err })
 	})
 	t.Run("audit mode admits with a warning", func(t *testing.T) {
 		warns.take()
-		if _, err := pods.Create(ctx, newPod("agent", podContainer("app", agent.String())), metav1.CreateOptions{}); err != nil {
+		if _, err := pods.Create(ctx, newPod("agent", podContainer("app", im.agent.String())), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("audit-mode image denied: %v", err)
 		}
-		wantWarning(t, warns.take(), "containers[app] "+agent.String(), "admitted in audit mode", "components[2].signers")
+		wantWarning(t, warns.take(), "containers[app] "+im.agent.String(), "admitted in audit mode", "components[2].signers")
 	})
 	t.Run("kube-system is not sent to the webhook", func(t *testing.T) {
 		// deploy/webhook.yaml leaves the cluster's own namespace out.
@@ -187,7 +180,7 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 			_, err := c.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
 			return err
 		})
-		if _, err := c.CoreV1().Pods("kube-system").Create(ctx, newPod("unsigned", podContainer("app", unsigned.String())), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Pods("kube-system").Create(ctx, newPod("unsigned", podContainer("app", im.unsigned.String())), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("denied in kube-system: %v", err)
 		}
 	})
@@ -198,7 +191,7 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 // the /validate URL, the CA (for caBundle) and the webhook's log.
 func serveWebhook(t *testing.T, e *env) (url string, caPEM []byte, log *syncBuffer) {
 	t.Helper()
-	ca := kubetest.NewCA(t)
+	ca := testcert.NewCA(t)
 	certFile, keyFile := ca.Issue(t, t.TempDir(), "webhook")
 	kp := &admission.KeyPair{CertFile: certFile, KeyFile: keyFile}
 	if err := kp.Load(); err != nil {

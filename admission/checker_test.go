@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/trustgate/trustgate/admission"
 	"github.com/trustgate/trustgate/internal/admissiontest"
 	"github.com/trustgate/trustgate/internal/testutil"
@@ -45,8 +47,43 @@ func newEnv(t *testing.T, cfg admission.Config) *env {
 	return e
 }
 
-func pod(images ...admission.ImageUse) *admission.Workload {
-	return &admission.Workload{Kind: "Pod", Namespace: "apps", Name: "p", Images: images}
+// pushSigned pushes a new image as repoTag (under the kit's host) and
+// signs it with the release key, which the kit's policy trusts.
+func (e *env) pushSigned(repoTag string) name.Digest {
+	img := e.kit.Push(repoTag)
+	e.kit.Sign(img, e.kit.Release)
+	return img
+}
+
+// images are what the verdict tests judge, each a new image under a
+// repository the kit's policy names.
+type images struct {
+	signed      name.Digest // signed by release
+	unsigned    name.Digest // no attestation
+	wrongSigner name.Digest // signed by a key the policy does not trust
+	tampered    name.Digest // its attestation changed after signing
+	plugin      name.Digest // under trustgate/plugins/**, signed by release
+	agent       name.Digest // the audit-mode agent, unsigned
+}
+
+// pushImages pushes a new set of images.
+func (e *env) pushImages() images {
+	k := e.kit
+	im := images{
+		signed:      e.pushSigned("trustgate/gateway:1.0"),
+		unsigned:    k.Push("trustgate/gateway:unsigned"),
+		wrongSigner: k.Push("trustgate/gateway:other"),
+		tampered:    k.Push("trustgate/gateway:tampered"),
+		plugin:      e.pushSigned("trustgate/plugins/guard/v2:1.0"),
+		agent:       k.Push("trustgate/agent:1.0"),
+	}
+	k.Sign(im.wrongSigner, k.Other)
+	k.AttachTampered(im.tampered)
+	return im
+}
+
+func pod(uses ...admission.ImageUse) *admission.Workload {
+	return &admission.Workload{Kind: "Pod", Namespace: "apps", Name: "p", Images: uses}
 }
 
 func container(image string) admission.ImageUse {
@@ -73,62 +110,53 @@ func (e *env) decide(t *testing.T, w *admission.Workload, want bool, parts ...st
 func TestCheckerVerdicts(t *testing.T) {
 	e := newEnv(t, admission.Config{})
 	k := e.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
-	unsigned := k.Push("trustgate/gateway:unsigned")
-	wrongSigner := k.Push("trustgate/gateway:other")
-	k.Sign(wrongSigner, k.Other)
-	tampered := k.Push("trustgate/gateway:tampered")
-	k.AttachTampered(tampered)
-	plugin := k.Push("trustgate/plugins/guard/v2:1.0")
-	k.Sign(plugin, k.Release)
-	agent := k.Push("trustgate/agent:1.0")
+	im := e.pushImages()
 
 	t.Run("signed", func(t *testing.T) {
-		d := e.decide(t, pod(container(signed.String())), true)
-		if len(d.Warnings) != 0 || d.Images[0].Digest != signed.DigestStr() {
+		d := e.decide(t, pod(container(im.signed.String())), true)
+		if len(d.Warnings) != 0 || d.Images[0].Digest != im.signed.DigestStr() {
 			t.Fatalf("%+v", d)
 		}
 	})
 	t.Run("signed plugin under a ** repository", func(t *testing.T) {
-		e.decide(t, pod(container(plugin.String())), true)
+		e.decide(t, pod(container(im.plugin.String())), true)
 	})
 	t.Run("tag and digest: the digest is what runs", func(t *testing.T) {
-		e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0@"+signed.DigestStr())), true)
+		e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0@"+im.signed.DigestStr())), true)
 	})
 	t.Run("unsigned", func(t *testing.T) {
-		e.decide(t, pod(container(unsigned.String())), false, "containers[app] "+unsigned.String(), "components[0].signers", "no trusted signature")
+		e.decide(t, pod(container(im.unsigned.String())), false, "containers[app] "+im.unsigned.String(), "components[0].signers", "no trusted signature")
 	})
 	t.Run("wrong signer", func(t *testing.T) {
-		e.decide(t, pod(container(wrongSigner.String())), false, "components[0].signers", "1 of 1 attestations beside it did not verify", "signer")
+		e.decide(t, pod(container(im.wrongSigner.String())), false, "components[0].signers", "1 of 1 attestations beside it did not verify", "signer")
 	})
 	t.Run("tampered attestation", func(t *testing.T) {
-		e.decide(t, pod(container(tampered.String())), false, "components[0].signers", "1 of 1 attestations beside it did not verify", "signature")
+		e.decide(t, pod(container(im.tampered.String())), false, "components[0].signers", "1 of 1 attestations beside it did not verify", "signature")
 	})
 	t.Run("unknown repository, decided without the registry", func(t *testing.T) {
 		before := e.requests.Load()
-		e.decide(t, pod(container(k.Host+"/elsewhere/tool@"+signed.DigestStr())), false, "repositories")
+		e.decide(t, pod(container(k.Host+"/elsewhere/tool@"+im.signed.DigestStr())), false, "repositories")
 		e.decide(t, pod(container("169.254.169.254/latest/meta-data:x")), false, "repositories")
 		if n := e.requests.Load() - before; n != 0 {
 			t.Fatalf("%d registry requests for images the policy does not name", n)
 		}
 	})
 	t.Run("an unsigned init container spoils a signed pod", func(t *testing.T) {
-		w := pod(admission.ImageUse{Container: "initContainers[setup]", Image: unsigned.String()}, container(signed.String()))
-		d := e.decide(t, w, false, "initContainers[setup] "+unsigned.String())
+		w := pod(admission.ImageUse{Container: "initContainers[setup]", Image: im.unsigned.String()}, container(im.signed.String()))
+		d := e.decide(t, w, false, "initContainers[setup] "+im.unsigned.String())
 		if strings.Contains(d.Message, "containers[app]") {
 			t.Fatalf("the signed container is named as denied: %s", d.Message)
 		}
 	})
 	t.Run("an unsigned ephemeral container", func(t *testing.T) {
-		e.decide(t, pod(container(signed.String()), admission.ImageUse{Container: "ephemeralContainers[debug]", Image: unsigned.String()}), false, "ephemeralContainers[debug]")
+		e.decide(t, pod(container(im.signed.String()), admission.ImageUse{Container: "ephemeralContainers[debug]", Image: im.unsigned.String()}), false, "ephemeralContainers[debug]")
 	})
 	t.Run("audit mode admits with a warning", func(t *testing.T) {
-		e.decide(t, pod(container(agent.String())), true, "admitted in audit mode", "components[2].signers")
+		e.decide(t, pod(container(im.agent.String())), true, "admitted in audit mode", "components[2].signers")
 	})
 	t.Run("a tag alone is denied, naming its digest", func(t *testing.T) {
 		for range 2 { // the second from the cache
-			e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), false, "ref:", "pinned by digest", "the tag names "+signed.DigestStr())
+			e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), false, "ref:", "pinned by digest", "the tag names "+im.signed.DigestStr())
 		}
 	})
 	t.Run("not a reference", func(t *testing.T) {
@@ -139,12 +167,10 @@ func TestCheckerVerdicts(t *testing.T) {
 func TestCheckerTags(t *testing.T) {
 	e := newEnv(t, admission.Config{AllowTags: true})
 	k := e.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
+	signed := e.pushSigned("trustgate/gateway:1.0")
 	e.decide(t, pod(container(k.Host+"/trustgate/gateway:1.0")), true, "admitted by tag", signed.DigestStr())
 	// No tag is :latest, as the kubelet reads it.
-	latest := k.Push("trustgate/gateway:latest")
-	k.Sign(latest, k.Release)
+	latest := e.pushSigned("trustgate/gateway:latest")
 	e.decide(t, pod(container(k.Host+"/trustgate/gateway")), true, "admitted by tag", latest.DigestStr())
 	// The tag moves to other bytes after signing: what it names now is
 	// verified, and has no signature.
@@ -158,8 +184,7 @@ func TestCheckerTags(t *testing.T) {
 func TestCheckerCacheAndSingleflight(t *testing.T) {
 	e := newEnv(t, admission.Config{})
 	k := e.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
+	signed := e.pushSigned("trustgate/gateway:1.0")
 	k.Slow(200 * time.Millisecond) // so that the reviews overlap
 	before := e.requests.Load()
 	var wg sync.WaitGroup
@@ -200,8 +225,7 @@ func TestCheckerCacheAndSingleflight(t *testing.T) {
 func TestCheckerRegistryFailures(t *testing.T) {
 	t.Run("slow registry: denied within the deadline", func(t *testing.T) {
 		e := newEnv(t, admission.Config{Deadline: 300 * time.Millisecond})
-		img := e.kit.Push("trustgate/gateway:1.0")
-		e.kit.Sign(img, e.kit.Release)
+		img := e.pushSigned("trustgate/gateway:1.0")
 		e.kit.Slow(time.Minute)
 		start := time.Now()
 		e.decide(t, pod(container(img.String())), false, "not verified", "deadline exceeded")
@@ -211,8 +235,7 @@ func TestCheckerRegistryFailures(t *testing.T) {
 	})
 	t.Run("registry down: denied", func(t *testing.T) {
 		e := newEnv(t, admission.Config{})
-		img := e.kit.Push("trustgate/gateway:1.0")
-		e.kit.Sign(img, e.kit.Release)
+		img := e.pushSigned("trustgate/gateway:1.0")
 		e.kit.Stop()
 		e.decide(t, pod(container(img.String())), false, "not verified")
 	})
@@ -224,8 +247,7 @@ func TestCheckerRegistryFailures(t *testing.T) {
 	})
 	t.Run("a registry error is not cached", func(t *testing.T) {
 		e := newEnv(t, admission.Config{Deadline: 300 * time.Millisecond})
-		img := e.kit.Push("trustgate/gateway:1.0")
-		e.kit.Sign(img, e.kit.Release)
+		img := e.pushSigned("trustgate/gateway:1.0")
 		e.kit.Slow(time.Minute)
 		e.decide(t, pod(container(img.String())), false, "deadline exceeded")
 		e.kit.Slow(0)
@@ -257,9 +279,7 @@ func TestCheckerPolicyExpiresInForce(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
 	e := newEnv(t, admission.Config{Now: func() time.Time { return time.Unix(0, now.Load()) }})
-	k := e.kit
-	img := k.Push("trustgate/gateway:1.0")
-	k.Sign(img, k.Release)
+	img := e.pushSigned("trustgate/gateway:1.0")
 	e.decide(t, pod(container(img.String())), true)
 	// The verdict is cached; a year and a day later the policy has expired,
 	// and the cached allow is not used.
@@ -273,8 +293,7 @@ func TestCheckerPolicyExpiresInForce(t *testing.T) {
 func TestCheckerManyContainers(t *testing.T) {
 	e := newEnv(t, admission.Config{})
 	k := e.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
+	signed := e.pushSigned("trustgate/gateway:1.0")
 	var uses []admission.ImageUse
 	for i := range 1000 {
 		uses = append(uses, admission.ImageUse{Container: "containers[c" + string(rune('a'+i%26)) + "]", Image: signed.String()})

@@ -40,8 +40,7 @@ func TestPolicyReload(t *testing.T) {
 	k := e.kit
 	var seen reloads
 	e.src.OnReload = seen.add
-	img := k.Push("trustgate/gateway:1.0")
-	k.Sign(img, k.Release)
+	img := e.pushSigned("trustgate/gateway:1.0")
 	e.decide(t, pod(container(img.String())), true)
 
 	// Version 2 drops the gateway entry: it takes effect.

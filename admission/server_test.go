@@ -87,10 +87,8 @@ func (s *server) review(t *testing.T, body []byte, uid string) *admissionv1.Admi
 
 func TestServerAnswers(t *testing.T) {
 	s := newServer(t, admission.Config{})
-	k := s.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
-	unsigned := k.Push("trustgate/gateway:2.0")
+	signed := s.pushSigned("trustgate/gateway:1.0")
+	unsigned := s.kit.Push("trustgate/gateway:2.0")
 
 	r := s.review(t, admissiontest.Review("uid-1", "/v1/Pod", admissiontest.Pod(signed.String()), false), "uid-1")
 	if !r.Allowed {
@@ -235,10 +233,8 @@ func update(t *testing.T, uid string, old, now []byte) []byte {
 
 func TestServerUpdatesJudgeWhatChanged(t *testing.T) {
 	s := newServer(t, admission.Config{})
-	k := s.kit
-	signed := k.Push("trustgate/gateway:1.0")
-	k.Sign(signed, k.Release)
-	unsigned := k.Push("trustgate/gateway:2.0")
+	signed := s.pushSigned("trustgate/gateway:1.0")
+	unsigned := s.kit.Push("trustgate/gateway:2.0")
 	// A pod admitted under an earlier policy whose image no longer passes:
 	// a label, or a finalizer's removal while it terminates, goes through.
 	old := admissiontest.Pod(unsigned.String())
@@ -263,8 +259,7 @@ func TestServerUpdatesJudgeWhatChanged(t *testing.T) {
 
 func TestServerIgnoresUnknownFields(t *testing.T) {
 	s := newServer(t, admission.Config{})
-	signed := s.kit.Push("trustgate/gateway:1.0")
-	s.kit.Sign(signed, s.kit.Release)
+	signed := s.pushSigned("trustgate/gateway:1.0")
 	// A field a newer API server knows and this webhook does not.
 	pod := bytes.Replace(admissiontest.Pod(signed.String()), []byte(`"containers":`), []byte(`"futureField":{"x":1},"containers":`), 1)
 	if r := s.review(t, admissiontest.Review("f", "/v1/Pod", pod, false), "f"); !r.Allowed {
@@ -274,8 +269,7 @@ func TestServerIgnoresUnknownFields(t *testing.T) {
 
 func TestServerJudgesImageVolumes(t *testing.T) {
 	s := newServer(t, admission.Config{})
-	signed := s.kit.Push("trustgate/gateway:1.0")
-	s.kit.Sign(signed, s.kit.Release)
+	signed := s.pushSigned("trustgate/gateway:1.0")
 	unsigned := s.kit.Push("trustgate/plugins/model:1.0")
 	// A model mounted as an image volume is pulled like a container image.
 	pod := bytes.Replace(admissiontest.Pod(signed.String()), []byte(`}]}}`), []byte(`}],"volumes":[{"name":"weights","image":{"reference":"`+unsigned.String()+`"}}]}}`), 1)

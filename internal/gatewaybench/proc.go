@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/testproc"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times
@@ -99,17 +101,7 @@ func (p *proc) stop() {
 
 // logTail is the end of the process's log, for an error message.
 func (p *proc) logTail() string {
-	f, err := os.Open(p.logPath)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	const tail = 4 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
-		_, _ = f.Seek(-tail, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(io.LimitReader(f, tail))
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(testproc.Tail(p.logPath, 4<<10))
 }
 
 // waitReady polls url until it answers 200, the process exits, or limit

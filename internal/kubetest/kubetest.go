@@ -5,33 +5,27 @@ package kubetest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/trustgate/trustgate/internal/testcert"
+	"github.com/trustgate/trustgate/internal/testproc"
 	"github.com/trustgate/trustgate/internal/testtools"
 )
 
@@ -67,7 +61,7 @@ func Start(t testing.TB) *Cluster {
 	etcdBin := testtools.Need(t, testtools.Etcd)
 	apiBin := testtools.Need(t, testtools.KubeAPIServer)
 	dir := t.TempDir()
-	ca := NewCA(t)
+	ca := testcert.NewCA(t)
 	certFile, keyFile := ca.Issue(t, dir, "apiserver")
 	saKey, saPub := serviceAccountKey(t, dir)
 	token := randomHex(t, 16)
@@ -76,8 +70,8 @@ func Start(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 
-	etcdURL := startWithRetry(t, "etcd", func(attempt int) (*proc, string, error) {
-		ports, err := freePorts(2)
+	etcdURL := startWithRetry(t, "etcd", func(attempt int) (*testproc.Proc, string, error) {
+		ports, err := testproc.FreePorts(2)
 		if err != nil {
 			return nil, "", err
 		}
@@ -97,7 +91,7 @@ func Start(t testing.TB) *Cluster {
 		if err != nil {
 			return nil, "", err
 		}
-		return p, client, p.waitReady(client+"/health", http.DefaultClient, "", func(body []byte) error {
+		return p, client, waitReady(p, client+"/health", http.DefaultClient, "", func(body []byte) error {
 			if !strings.Contains(string(body), `"health":"true"`) {
 				return fmt.Errorf("etcd not healthy: %s", body)
 			}
@@ -107,8 +101,8 @@ func Start(t testing.TB) *Cluster {
 
 	probe := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}}
 	defer probe.CloseIdleConnections()
-	apiURL := startWithRetry(t, "kube-apiserver", func(attempt int) (*proc, string, error) {
-		ports, err := freePorts(1)
+	apiURL := startWithRetry(t, "kube-apiserver", func(attempt int) (*testproc.Proc, string, error) {
+		ports, err := testproc.FreePorts(1)
 		if err != nil {
 			return nil, "", err
 		}
@@ -134,7 +128,7 @@ func Start(t testing.TB) *Cluster {
 			return nil, "", err
 		}
 		url := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
-		return p, url, p.waitReady(url+"/readyz", probe, token, nil)
+		return p, url, waitReady(p, url+"/readyz", probe, token, nil)
 	})
 
 	cfg := &rest.Config{
@@ -156,20 +150,20 @@ func Start(t testing.TB) *Cluster {
 // startWithRetry starts a process with start, again with other ports when
 // one it was given was taken meanwhile, and returns the address start
 // returned.
-func startWithRetry(t testing.TB, name string, start func(attempt int) (*proc, string, error)) string {
+func startWithRetry(t testing.TB, name string, start func(attempt int) (*testproc.Proc, string, error)) string {
 	t.Helper()
 	var err error
 	for attempt := range startAttempts {
-		var p *proc
+		var p *testproc.Proc
 		var addr string
 		p, addr, err = start(attempt)
 		if err == nil {
 			return addr
 		}
 		if p != nil {
-			p.stop()
+			p.Stop()
 		}
-		if !errors.Is(err, errPortInUse) {
+		if !errors.Is(err, testproc.ErrPortInUse) {
 			break
 		}
 	}
@@ -186,103 +180,33 @@ func logFile(dir, name string, attempt int) string {
 	return filepath.Join(dir, fmt.Sprintf("%s.%d.log", name, attempt))
 }
 
-// proc is one child process, in its own process group, its output in a
-// log file.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed once it has exited and been reaped
-	err     error         // Wait's result, valid after done
-}
-
-// startProc starts bin in dir, its output appended to logPath, and
-// registers with t the cleanup that kills its process group, and the one
-// that logs the tail of its log when t failed.
-func startProc(t testing.TB, name, bin string, args []string, dir, logPath string) (*proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// startProc starts bin (see testproc.Start) and registers with t the
+// cleanup that kills its process group, and the one that logs the tail of
+// its log when t failed.
+func startProc(t testing.TB, name, bin string, args []string, dir, logPath string) (*testproc.Proc, error) {
+	p, err := testproc.Start(name, bin, args, dir, logPath, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close() // the child has its own copy
-	fmt.Fprintf(logf, "### %s %s\n", bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"HOME=" + dir, "TMPDIR=" + dir, "PATH=" + os.Getenv("PATH")}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so that the cleanup reaches whatever it
-	// starts; killed by the kernel should the test binary die first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	// Cleanups run last in, first out: the log is read once the process
 	// is gone, and before t's TempDir is removed.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s log %s (tail):\n%s", name, logPath, fileTail(logPath, 6<<10))
+			t.Logf("%s log %s (tail):\n%s", name, logPath, p.Tail(6<<10))
 		}
 	})
-	t.Cleanup(p.stop)
+	t.Cleanup(p.Stop)
 	return p, nil
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop kills the process group and reaps the process.
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	// Setpgid made the group's id the process's.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second): // unkillable: do not hang the run
-	}
-}
-
-// errPortInUse means the process exited because a port it was given had
-// been taken since it was chosen.
-var errPortInUse = errors.New("port taken")
-
 // waitReady polls url with client (and the bearer token, when not "")
-// until it answers 200 and check, when not nil, accepts the body; or the
-// process exits; or ReadyTimeout passes.
-func (p *proc) waitReady(url string, client *http.Client, token string, check func([]byte) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
-	defer cancel()
-	var last error
-	for {
-		if p.exited() {
-			tail := fileTail(p.logPath, 8<<10)
-			if strings.Contains(tail, "address already in use") {
-				return fmt.Errorf("%s exited: %w", p.name, errPortInUse)
-			}
-			return fmt.Errorf("%s exited before it was ready (%w); log %s:\n%s", p.name, p.err, p.logPath, tail)
-		}
-		if last = get(ctx, client, url, token, check); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v (last: %w); log %s:\n%s", p.name, ReadyTimeout, last, p.logPath, fileTail(p.logPath, 8<<10))
-		case <-p.done:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+// until it answers 200 and check, when not nil, accepts the body; or p
+// exits (testproc.ErrPortInUse when over a port taken meanwhile); or
+// ReadyTimeout passes.
+func waitReady(p *testproc.Proc, url string, client *http.Client, token string, check func([]byte) error) error {
+	return p.WaitReady(context.Background(), ReadyTimeout, func(ctx context.Context) error {
+		return get(ctx, client, url, token, check)
+	})
 }
 
 // get is one readiness probe: nil when url answers 200 and check accepts
@@ -314,40 +238,6 @@ func get(ctx context.Context, client *http.Client, url, token string, check func
 	return nil
 }
 
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago (another process may still take one first: errPortInUse).
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all n are chosen, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// fileTail returns the last n bytes of the file at path.
-func fileTail(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	off := max(fi.Size()-n, 0)
-	b, _ := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
-	if off > 0 {
-		return "...\n" + string(b)
-	}
-	return string(b)
-}
-
 // serviceAccountKey writes the RSA key the API server signs service
 // account tokens with, and its public key.
 func serviceAccountKey(t testing.TB, dir string) (keyFile, pubFile string) {
@@ -361,8 +251,8 @@ func serviceAccountKey(t testing.TB, dir string) (keyFile, pubFile string) {
 		t.Fatal(err)
 	}
 	keyFile, pubFile = filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
-	writePEM(t, keyFile, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
-	writePEM(t, pubFile, "PUBLIC KEY", pub)
+	testcert.WritePEM(t, keyFile, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+	testcert.WritePEM(t, pubFile, "PUBLIC KEY", pub)
 	return keyFile, pubFile
 }
 
@@ -373,97 +263,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// CA is a certificate authority made for one test, to issue serving
-// certificates for 127.0.0.1.
-type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-// NewCA makes a CA valid for a day.
-func NewCA(t testing.TB) *CA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: "kubetest CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &CA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// PEM is the CA's certificate, as a webhook's caBundle takes it.
-func (ca *CA) PEM() []byte { return append([]byte(nil), ca.pem...) }
-
-// Pool is a pool holding the CA's certificate alone.
-func (ca *CA) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-// Issue writes DIR/NAME.crt and DIR/NAME.key: a serving certificate for
-// 127.0.0.1 and localhost signed by the CA, and its key.
-func (ca *CA) Issue(t testing.TB, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func serial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/internal/testproc"
 	"github.com/trustgate/trustgate/internal/testtools"
 )
 
@@ -96,14 +97,14 @@ func Start(t testing.TB) *Env {
 			c()
 		}
 		for _, p := range procs {
-			p.stop()
+			p.Stop()
 		}
 		if t.Failed() {
 			for _, p := range procs {
 				if p.tailShown {
 					continue // already in the error that failed the test
 				}
-				t.Logf("sigstoretest: %s log (%s), tail:\n%s", p.name, p.logPath, p.logTail(6<<10))
+				t.Logf("sigstoretest: %s log (%s), tail:\n%s", p.Name, p.LogPath, p.Tail(6<<10))
 			}
 		}
 	})
@@ -264,7 +265,7 @@ func retryPorts(t testing.TB, name string, start func(attempt int) error) error 
 	return err
 }
 
-func isPortInUse(err error) bool { return errors.Is(err, errPortInUse) }
+func isPortInUse(err error) bool { return errors.Is(err, testproc.ErrPortInUse) }
 
 // Fulcio
 
@@ -283,7 +284,7 @@ func startFulcio(ctx context.Context, bin, dir, issuerURL string, attempt int) (
 	if err := os.WriteFile(cfgPath, cfgJSON, 0o644); err != nil {
 		return nil, "", err
 	}
-	ports, err := freePorts(1)
+	ports, err := testproc.FreePorts(1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -368,7 +369,7 @@ func writeRekorKey(dir string) (ed25519.PublicKey, string, error) {
 }
 
 func startRekor(ctx context.Context, bin, dir, keyPath string, attempt int) (*proc, string, error) {
-	ports, err := freePorts(2)
+	ports, err := testproc.FreePorts(2)
 	if err != nil {
 		return nil, "", err
 	}

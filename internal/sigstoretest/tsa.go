@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/testproc"
 )
 
 // The timestamp-server v2.1.3 always serves Prometheus metrics on :2112 (the
@@ -122,7 +124,7 @@ func startTSANetns(ctx context.Context, bin, dir string, attempt int) (_ *tsaIns
 		return nil, err
 	}
 	ti.proc = p
-	ti.closers = append(ti.closers, p.stop)
+	ti.closers = append(ti.closers, p.Stop)
 
 	fwd, err := newForwarder(sock)
 	if err != nil {
@@ -149,7 +151,7 @@ func startTSALocked(ctx context.Context, bin, dir string, attempt int) (_ *tsaIn
 		return nil, err
 	}
 	ti.closers = append(ti.closers, unlock)
-	ports, err := freePorts(1)
+	ports, err := testproc.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func startTSALocked(ctx context.Context, bin, dir string, attempt int) (_ *tsaIn
 	}
 	ti.proc = p
 	// Stopped before the lock is released (closers run in reverse).
-	ti.closers = append(ti.closers, p.stop)
+	ti.closers = append(ti.closers, p.Stop)
 	ti.baseURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	if err := p.waitReady(ctx, ti.baseURL+"/ping", nil); err != nil {
 		return nil, err

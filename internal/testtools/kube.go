@@ -37,14 +37,8 @@ func kubeAPIServerModule(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	f := new(modfile.File)
-	if err := f.AddModuleStmt("kubeapiserver"); err != nil {
-		return err
-	}
-	if err := f.AddGoStmt("1.26"); err != nil {
-		return err
-	}
-	if err := f.AddRequire("k8s.io/kubernetes", version); err != nil {
+	f, err := scratchGoMod("kubeapiserver", "k8s.io/kubernetes", version)
+	if err != nil {
 		return err
 	}
 	staging := "v0." + strings.TrimPrefix(version, "v1.")
@@ -71,14 +65,8 @@ func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
 // etcdModule writes the scratch module that builds etcd from its server
 // module (the etcd main module replaces its parts with local folders too).
 func etcdModule(_ context.Context, dir string) error {
-	f := new(modfile.File)
-	if err := f.AddModuleStmt("etcdserver"); err != nil {
-		return err
-	}
-	if err := f.AddGoStmt("1.26"); err != nil {
-		return err
-	}
-	if err := f.AddRequire("go.etcd.io/etcd/server/v3", etcdVersion); err != nil {
+	f, err := scratchGoMod("etcdserver", "go.etcd.io/etcd/server/v3", etcdVersion)
+	if err != nil {
 		return err
 	}
 	return writeModule(dir, f, `package main
@@ -93,6 +81,23 @@ func main() { etcdmain.Main(os.Args) }
 `)
 }
 
+// scratchGoMod is the go.mod of the scratch module named module, for
+// this project's Go version, requiring mod at version.
+func scratchGoMod(module, mod, version string) (*modfile.File, error) {
+	f := new(modfile.File)
+	if err := f.AddModuleStmt(module); err != nil {
+		return nil, err
+	}
+	if err := f.AddGoStmt("1.26"); err != nil {
+		return nil, err
+	}
+	if err := f.AddRequire(mod, version); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// writeModule writes the scratch module's go.mod, f, and its main.go.
 func writeModule(dir string, f *modfile.File, main string) error {
 	f.Cleanup()
 	gomod, err := f.Format()
