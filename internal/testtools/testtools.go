@@ -38,10 +38,15 @@ var (
 	// store, for the admission webhook's tests (see kube.go).
 	KubeAPIServer = Tool{"kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", kubeVersion, kubeAPIServerModule}
 	Etcd          = Tool{"etcd", "go.etcd.io/etcd/server/v3/etcdmain", etcdVersion, etcdModule}
+	// Act runs GitHub Actions workflows on this host (nektos/act, with
+	// -P ubuntu-latest=-self-hosted: no Docker), and Actionlint lints
+	// them, for the GitHub Action's tests.
+	Act        = Tool{"act", "github.com/nektos/act", "v0.2.89", nil}
+	Actionlint = Tool{"actionlint", "github.com/rhysd/actionlint/cmd/actionlint", "v1.7.12", nil}
 )
 
 // All lists every tool, for the CI script that builds them ahead of the tests.
-var All = []Tool{Cosign, Fulcio, Rekor, TSA, KubeAPIServer, Etcd}
+var All = []Tool{Cosign, Fulcio, Rekor, TSA, KubeAPIServer, Etcd, Act, Actionlint}
 
 // Dir is where built tools are cached: $TRUSTGATE_TOOLS_DIR, or
 // trustgate/tools under the user's cache directory.

@@ -49,7 +49,7 @@ func NewRootCmd() *cobra.Command {
 		Version:       buildinfo.Read().Short(),
 	}
 	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewAuditCmd(), NewDemoCmd())
-	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd())
+	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd(), NewActionCmd())
 	return root
 }
 
