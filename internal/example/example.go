@@ -28,7 +28,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/mod/modfile"
 
+	trustgate "github.com/trustgate/trustgate"
 	"github.com/trustgate/trustgate/examples/deployment"
 	"github.com/trustgate/trustgate/plugin/python"
 )
@@ -45,10 +47,11 @@ const ImageRefName = "trustgate-gateway:0.1.0"
 
 // Build lays the example out in dir (which should be empty) and returns the
 // path of its stack manifest. Building the Go programs needs the Go
-// toolchain and runs inside the current module, so it works from a
-// trustgate checkout (the demo) and from its tests.
+// toolchain (see BuildPrograms): in a trustgate checkout (the demo run
+// there, and the tests) they are built from the checkout, elsewhere from
+// the sources built into this binary.
 func Build(ctx context.Context, dir string) (string, error) {
-	if err := copyFS(dir, deployment.Files); err != nil {
+	if err := copyFS(dir, deployment.Files, nil); err != nil {
 		return "", fmt.Errorf("writing the example's files: %w", err)
 	}
 	if err := BuildPrograms(ctx, filepath.Join(dir, "bin")); err != nil {
@@ -88,23 +91,82 @@ func PythonRuntime() error {
 	return nil
 }
 
-// BuildPrograms builds every entry of Programs into binDir, statically and
-// without paths or VCS stamps of the machine that built them.
+// BuildPrograms builds every entry of Programs into binDir with the local
+// Go toolchain, statically and without paths or VCS stamps of the machine
+// that built them. In a trustgate checkout (see Checkout) it builds the
+// checkout's packages; elsewhere it writes trustgate.Sources out as a module
+// (WriteSources) in a temporary folder and builds that, the dependencies
+// coming from the module cache or the Go module proxy and checked against
+// the embedded go.sum. Both give the same bytes from the same sources.
 func BuildPrograms(ctx context.Context, binDir string) error {
+	binDir, err := filepath.Abs(binDir) // the go command runs in another folder
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-o", binDir + string(os.PathSeparator)}
-	for _, pkg := range Programs {
-		args = append(args, pkg)
+	if root := Checkout(ctx); root != "" {
+		return goBuild(ctx, root, binDir, nil, "this needs the Go toolchain")
+	}
+	src, err := os.MkdirTemp("", "trustgate-example-src-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(src)
+	if err := WriteSources(src); err != nil {
+		return fmt.Errorf("writing the sources of the example's Go programs: %w", err)
+	}
+	// No workspace of the user's takes part, and go.mod and go.sum stay as
+	// embedded whatever GOFLAGS says.
+	return goBuild(ctx, src, binDir, []string{"GOWORK=off"},
+		"outside a trustgate checkout they are built from the sources in this binary; this needs the Go toolchain, and the module proxy or a module cache holding trustgate's dependencies",
+		"-mod=readonly")
+}
+
+func goBuild(ctx context.Context, dir, binDir string, env []string, hint string, flags ...string) error {
+	args := append([]string{"build", "-trimpath", "-buildvcs=false"}, flags...)
+	args = append(args, "-o", binDir+string(os.PathSeparator))
+	for _, name := range slices.Sorted(maps.Keys(Programs)) {
+		args = append(args, Programs[name])
 	}
 	cmd := exec.CommandContext(ctx, goTool(), args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("building the example's Go programs (this needs the Go toolchain and a trustgate checkout): %w\n%s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("building the example's Go programs (%s): %w\n%s", hint, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// Checkout returns the root of the trustgate checkout the go command finds
+// from the current folder (the folder of its main module's go.mod, when
+// that module is trustgate's), or "" when there is none or no go command.
+func Checkout(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return ""
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return ""
+	}
+	data, err := os.ReadFile(gomod)
+	if err != nil || modfile.ModulePath(data) != ModulePath {
+		return ""
+	}
+	return filepath.Dir(gomod)
+}
+
+// ModulePath is trustgate's module path.
+const ModulePath = "github.com/trustgate/trustgate"
+
+// WriteSources writes trustgate.Sources (go.mod, go.sum and the Go files
+// of the packages the example's programs need, without their tests) into
+// dir as a module.
+func WriteSources(dir string) error {
+	return copyFS(dir, trustgate.Sources, func(p string) bool { return strings.HasSuffix(p, "_test.go") })
 }
 
 func goTool() string {
@@ -116,7 +178,9 @@ func goTool() string {
 	return "go"
 }
 
-func copyFS(dir string, fsys fs.FS) error {
+// copyFS writes the files of fsys into dir, but those skip says to leave
+// out (skip may be nil).
+func copyFS(dir string, fsys fs.FS, skip func(path string) bool) error {
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -124,6 +188,9 @@ func copyFS(dir string, fsys fs.FS) error {
 		target := filepath.Join(dir, filepath.FromSlash(p))
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
+		}
+		if skip != nil && skip(p) {
+			return nil
 		}
 		data, err := fs.ReadFile(fsys, p)
 		if err != nil {

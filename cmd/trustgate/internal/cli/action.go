@@ -112,10 +112,10 @@ func runAction(ctx context.Context, in actionInputs, env githubEnv) error {
 	var stdout, stderr bytes.Buffer
 	code := Execute(ctx, args, &stdout, &stderr)
 	res.detail = strings.TrimSpace(stderr.String())
-	switch {
-	case code == ExitOK:
+	switch code {
+	case ExitOK:
 		res.verdict = "pass"
-	case code == ExitDenied:
+	case ExitDenied:
 		res.verdict = "deny"
 	default:
 		res.verdict = "error"

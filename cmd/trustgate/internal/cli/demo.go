@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/internal/atomicfile"
+	"github.com/trustgate/trustgate/internal/buildinfo"
 	"github.com/trustgate/trustgate/internal/example"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbom"
@@ -38,9 +39,14 @@ inventory it as a CycloneDX SBOM, sign the SBOM with a throwaway key as an
 in-toto attestation in a Sigstore bundle, then write a policy for it (policy
 init), test it, sign it and load it back as a verifier does.
 
-Run it from a trustgate checkout: it builds the example's Go programs from
-source. With --dir the example and its SBOM are kept there; otherwise they
-live in a temporary folder that is removed at the end.`,
+The example's Go programs (trustgate-gateway, the guardrail plugin and the
+compliance agent) are built with the local Go toolchain: in a trustgate
+checkout from the checkout; elsewhere, as after go install, from the sources
+of this trustgate's version built into it, their dependencies coming from the
+Go module cache or proxy and checked against trustgate's go.sum.
+
+With --dir the example and its SBOM are kept there; otherwise they live in a
+temporary folder that is removed at the end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd, dir)
@@ -67,6 +73,9 @@ func runDemo(cmd *cobra.Command, dir string) error {
 
 	fmt.Fprintf(out, "trustgate demo: the example AI gateway deployment\n\n")
 	fmt.Fprintf(out, "1. Building the example in %s\n", dir)
+	if example.Checkout(ctx) == "" {
+		fmt.Fprintf(out, "   not in a trustgate checkout: its Go programs are built from the sources of trustgate %s built into this binary\n", buildinfo.Read().Version)
+	}
 	manifest, err := example.Build(ctx, dir)
 	if err != nil {
 		return err

@@ -32,7 +32,12 @@ func demoGateway(cmd *cobra.Command, dir string, s *stack.Stack) error {
 		fmt.Fprintf(out, "   skipped: the example's Python plugin cannot run on this machine (%v); apt-get install python3-grpcio\n", err)
 		return nil
 	}
-	data := filepath.Join(dir, "gateway-data")
+	// Absolute: the gateway's plugins, which run in folders of their own,
+	// are not reached through a relative --data-dir (demo --dir out).
+	data, err := filepath.Abs(filepath.Join(dir, "gateway-data"))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
 	}

@@ -76,4 +76,3 @@ func readDir(t *testing.T, dir string) map[string][]byte {
 	}
 	return out
 }
-
