@@ -156,6 +156,13 @@ func verified(ctx context.Context, opts Options) (_ *Gateway, err error) {
 	if len(opts.Trust.Keys) == 0 && len(opts.Trust.Identities) == 0 {
 		return nil, errors.New("no policy trust root: give a key or a keyless identity that may sign the policy")
 	}
+	// Absolute, since the children (a plugin dialing its socket under
+	// it) do not run in the gateway's working folder.
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.DataDir = dataDir
 	g := &Gateway{opts: opts, log: opts.Logger, now: opts.Now, stopped: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -377,3 +377,24 @@ func TestInsecureDevWaivesOnlyTheGateway(t *testing.T) {
 	appendByte(t, filepath.Join(d.dir, "bin", "guardrail"))
 	d.refusedWith(exe, []string{"--insecure-dev"}, "plugin/guardrail")
 }
+
+// A relative data folder works: the children, which run elsewhere, are
+// told absolute paths (a Go plugin dials its socket under it).
+func TestRelativeDataDir(t *testing.T) {
+	d := newDeployment(t).withoutPython()
+	d.write()
+	opts := d.options()
+	opts.InsecureDev = true // the test binary is not the pinned gateway
+	t.Chdir(filepath.Dir(d.data))
+	opts.DataDir = filepath.Base(d.data)
+	g, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, c := range g.Status().Components {
+		if (c.Kind == "plugin" || c.Kind == "agent") && c.State != StateRunning {
+			t.Errorf("%s/%s is %s", c.Kind, c.Name, c.State)
+		}
+	}
+}
