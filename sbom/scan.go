@@ -8,6 +8,7 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/anchore/stereoscope"
 	"github.com/anchore/stereoscope/pkg/image"
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/format/common/cyclonedxhelpers"
@@ -110,3 +111,9 @@ func (g *generator) progress(e Event) {
 		g.log.Debug("scanned", "kind", e.Kind, "name", e.Name, "packages", e.Packages, "elapsed", e.Elapsed)
 	}
 }
+
+// Cleanup removes the temporary folders the image scanner (stereoscope)
+// keeps for the life of the process. Call it once, when the process is
+// done with SBOMs: it removes every such folder, also those of a scan in
+// progress.
+func Cleanup() { stereoscope.Cleanup() }

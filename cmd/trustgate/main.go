@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
+	"github.com/trustgate/trustgate/sbom"
 )
 
 // stopGrace is how long a command has, after SIGINT or SIGTERM, to notice
@@ -21,6 +22,7 @@ func main() {
 	stopOnSignal(cancel)
 	code := cli.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
+	sbom.Cleanup() // the image scanner's temporary folders
 	os.Exit(code)
 }
 
