@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -137,7 +138,10 @@ func registryClient(ctx context.Context, r Registry, repo name.Repository) (*htt
 	}
 	base := r.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		// The transport the other registry calls use (go-containerregistry's:
+		// 50 idle connections per host, not net/http's 2), so that
+		// concurrent verifications against one registry reuse connections.
+		base = remote.DefaultTransport
 	}
 	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
 	if err != nil {
