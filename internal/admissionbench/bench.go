@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/benchenv"
 )
 
 // result is what was measured of one scenario.
@@ -37,7 +39,7 @@ func run(ctx context.Context, cfg config, out, log io.Writer) error {
 // measureAll sets up the registry and measures each scenario. What it
 // starts is stopped, and its temporary folders removed, before it returns.
 func measureAll(ctx context.Context, cfg config, log io.Writer) ([]*result, environment, error) {
-	envr := environment{load: loadAverage(), source: sourceVersion()}
+	envr := environment{load: benchenv.LoadAverage(), source: benchenv.SourceVersion(ctx, ".")}
 	images := 1
 	if contains(cfg.scenarios, scenarioUncached) {
 		images = cfg.images

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -166,31 +162,3 @@ func perReview(n int64, m *measurement) string {
 func msf(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()*1000) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%g ms", d.Seconds()*1000) }
-
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return "?"
-	}
-	return f[0]
-}
-
-// sourceVersion is the commit of the working directory, with the number of
-// files that differ from it ("" without git).
-func sourceVersion() string {
-	head, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return ""
-	}
-	v := "commit " + strings.TrimSpace(string(head))
-	if st, err := exec.Command("git", "status", "--porcelain").Output(); err == nil {
-		if n := bytes.Count(st, []byte{'\n'}); n > 0 {
-			v += fmt.Sprintf(" with %d files changed or new", n)
-		}
-	}
-	return v
-}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/trustgate/trustgate/internal/benchenv"
 )
 
 // result is what was measured of one path.
@@ -63,12 +65,12 @@ func run(ctx context.Context, cfg config, out, log io.Writer) error {
 // Everything it starts is stopped, and its temporary folder removed,
 // before it returns, on error and cancellation too.
 func measureAll(ctx context.Context, cfg config, log io.Writer) ([]*result, environment, error) {
-	env := environment{load: loadAverage(), where: place()}
+	env := environment{load: benchenv.LoadAverage(), where: place()}
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return nil, env, err
 	}
-	env.source = sourceVersion(ctx, root)
+	env.source = benchenv.SourceVersion(ctx, root)
 	base, err := os.MkdirTemp("", "gatewaybench-")
 	if err != nil {
 		return nil, env, err
