@@ -116,4 +116,9 @@ func (g *generator) progress(e Event) {
 // keeps for the life of the process. Call it once, when the process is
 // done with SBOMs: it removes every such folder, also those of a scan in
 // progress.
-func Cleanup() { stereoscope.Cleanup() }
+//
+// stereoscope marks it deprecated in favour of each image's Cleanup, which
+// syft's source.Close already calls; that leaves the process-wide root
+// folder behind, which only this removes (syft's own CLI calls it at exit
+// too).
+func Cleanup() { stereoscope.Cleanup() } //nolint:staticcheck // see above
