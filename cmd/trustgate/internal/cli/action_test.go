@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/testtools"
 	"github.com/trustgate/trustgate/internal/testutil"
 )
@@ -361,5 +363,98 @@ func TestActionlint(t *testing.T) {
 	cmd.Dir = r.dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("actionlint: %v\n%s", err, out)
+	}
+}
+
+// actionRun runs `trustgate action` in-process with these inputs and
+// returns its exit code, what it printed, its outputs and its summary.
+func actionRun(t *testing.T, inputs map[string]string) (int, string, map[string]string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, summary := filepath.Join(dir, "output"), filepath.Join(dir, "summary")
+	t.Setenv("GITHUB_OUTPUT", out)
+	t.Setenv("GITHUB_STEP_SUMMARY", summary)
+	t.Setenv("RUNNER_TEMP", dir)
+	for _, k := range []string{"COMMAND", "STACK", "POLICY", "TRUST_ROOT", "KEY", "KEYLESS", "BUNDLE", "ARTIFACT", "TYPE", "PREDICATE", "OUTPUT", "SARIF", "FAIL_ON"} {
+		t.Setenv("INPUT_"+k, inputs[k])
+	}
+	code, stdout, stderr := run(t, "action")
+	outputs := map[string]string{}
+	if data, err := os.ReadFile(out); err == nil {
+		lines := strings.Split(string(data), "\n")
+		for i := 0; i < len(lines); i++ {
+			if name, delim, ok := strings.Cut(lines[i], "<<"); ok {
+				var v []string
+				for i++; i < len(lines) && lines[i] != delim; i++ {
+					v = append(v, lines[i])
+				}
+				outputs[name] = strings.Join(v, "\n")
+			}
+		}
+	}
+	s, _ := os.ReadFile(summary)
+	return code, stdout + stderr, outputs, string(s)
+}
+
+// TestActionVerdicts: what fails the step and what does not, without a
+// runner (TestActionUnderAct runs the same under act).
+func TestActionVerdicts(t *testing.T) {
+	r := actRepo{dir: t.TempDir()}
+	r.deployment(t)
+	d := filepath.Join(r.dir, "deploy")
+	verify := map[string]string{"COMMAND": "verify", "STACK": filepath.Join(d, "stack.yaml"), "POLICY": filepath.Join(d, "policy.yaml"),
+		"TRUST_ROOT": filepath.Join(d, "policy-signer.pub"), "BUNDLE": filepath.Join(d, "sbom.cdx.json.bundle.json")}
+
+	code, out, outputs, summary := actionRun(t, verify)
+	if code != 0 || outputs["verdict"] != "pass" || !strings.Contains(summary, "✅ allowed") {
+		t.Fatalf("signed: exit %d, outputs %v: %s\n%s", code, outputs, out, summary)
+	}
+
+	// Without the SBOM's bundle the deployment is denied: the step fails,
+	// and with fail-on never it only reports.
+	noBundle := maps.Clone(verify)
+	delete(noBundle, "BUNDLE")
+	code, out, outputs, _ = actionRun(t, noBundle)
+	if code != cli.ExitDenied || outputs["verdict"] != "deny" || !strings.Contains(out, "::error file=") {
+		t.Fatalf("unsigned: exit %d, outputs %v: %s", code, outputs, out)
+	}
+	noBundle["FAIL_ON"] = "never"
+	if code, _, outputs, _ = actionRun(t, noBundle); code != 0 || outputs["verdict"] != "deny" {
+		t.Fatalf("fail-on never: exit %d, outputs %v", code, outputs)
+	}
+
+	// A bundle that is not there is an error, whatever fail-on says.
+	missing := maps.Clone(verify)
+	missing["BUNDLE"], missing["FAIL_ON"] = filepath.Join(d, "no-such.bundle.json"), "never"
+	if code, out, outputs, _ = actionRun(t, missing); code != cli.ExitUsage || outputs["verdict"] != "error" {
+		t.Fatalf("missing bundle: exit %d, outputs %v: %s", code, outputs, out)
+	}
+
+	// Bad inputs are errors before anything runs.
+	for _, bad := range []map[string]string{
+		{"COMMAND": "rm -rf /"},
+		{"COMMAND": "verify"},
+		{"COMMAND": "verify", "STACK": "s", "POLICY": "p", "TRUST_ROOT": "k", "FAIL_ON": "sometimes"},
+		{"COMMAND": "sbom", "STACK": filepath.Join(d, "stack.yaml"), "KEY": "x", "KEYLESS": "true"},
+		{"COMMAND": "policy-sign", "POLICY": filepath.Join(d, "policy.yaml")},
+	} {
+		if code, out, _, _ := actionRun(t, bad); code != cli.ExitUsage {
+			t.Errorf("%v: exit %d: %s", bad, code, out)
+		}
+	}
+
+	// The key input is written to a private file for the command and
+	// removed after; it never reaches the output.
+	key := string(readFile(t, filepath.Join(d, "release.key")))
+	sbom := map[string]string{"COMMAND": "sbom", "STACK": filepath.Join(d, "stack.yaml"), "OUTPUT": filepath.Join(t.TempDir(), "s.cdx.json"), "KEY": key}
+	code, out, outputs, summary = actionRun(t, sbom)
+	if code != 0 || outputs["sbom"] != sbom["OUTPUT"] || outputs["bundle"] != sbom["OUTPUT"]+".bundle.json" {
+		t.Fatalf("sbom: exit %d, outputs %v: %s", code, outputs, out)
+	}
+	if strings.Contains(out+summary, "PRIVATE KEY") {
+		t.Fatal("the key appears in the output or the summary")
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.Getenv("RUNNER_TEMP"), "trustgate-key-*")); len(left) > 0 {
+		t.Fatalf("the key file was left behind: %v", left)
 	}
 }
