@@ -1,7 +1,6 @@
 package admission_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 	"github.com/trustgate/trustgate/admission"
 	"github.com/trustgate/trustgate/internal/kubetest"
 	"github.com/trustgate/trustgate/internal/testcert"
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // webhookWait bounds how long the test waits for the API server to call
@@ -189,7 +189,7 @@ func TestAdmissionBehindRealAPIServer(t *testing.T) {
 // serveWebhook serves the checker's webhook over TLS on 127.0.0.1 until
 // the test ends, with a certificate of a CA made for the test. It returns
 // the /validate URL, the CA (for caBundle) and the webhook's log.
-func serveWebhook(t *testing.T, e *env) (url string, caPEM []byte, log *syncBuffer) {
+func serveWebhook(t *testing.T, e *env) (url string, caPEM []byte, log *testutil.SyncBuffer) {
 	t.Helper()
 	ca := testcert.NewCA(t)
 	certFile, keyFile := ca.Issue(t, t.TempDir(), "webhook")
@@ -197,7 +197,7 @@ func serveWebhook(t *testing.T, e *env) (url string, caPEM []byte, log *syncBuff
 	if err := kp.Load(); err != nil {
 		t.Fatal(err)
 	}
-	log = &syncBuffer{}
+	log = &testutil.SyncBuffer{}
 	h := &admission.Handler{
 		Checker: e.checker,
 		Metrics: admission.NewMetrics(e.src),
@@ -368,24 +368,6 @@ func (w *warningRecorder) take() []string {
 	out := w.got
 	w.got = nil
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func podContainer(name, image string) corev1.Container {

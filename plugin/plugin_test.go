@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/plugin/pluginpb"
 )
 
@@ -173,7 +174,7 @@ func TestHookFailuresAreErrors(t *testing.T) {
 
 func TestPluginOutput(t *testing.T) {
 	t.Run("Stderr", func(t *testing.T) {
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		c := start(t, exec.Command(testPlugin(t)), Options{Stderr: &out})
 		if _, err := onRequest(t, c, "/print", ""); err != nil {
 			t.Fatal(err)
@@ -183,7 +184,7 @@ func TestPluginOutput(t *testing.T) {
 		}
 	})
 	t.Run("Logger", func(t *testing.T) {
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		logger := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c := start(t, exec.Command(testPlugin(t)), Options{Logger: logger})
 		if _, err := onRequest(t, c, "/print", ""); err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/plugin/pluginpb"
 	"github.com/trustgate/trustgate/plugin/python"
 )
@@ -73,7 +74,7 @@ func pyQuote(s string) string {
 }
 
 func TestPythonPlugin(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd := piiRedactor(t)
 	c := start(t, cmd, Options{Stderr: &out})
 	if c.mtls {

@@ -1,7 +1,6 @@
 package clientkeys
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -13,25 +12,8 @@ import (
 	"time"
 
 	"github.com/trustgate/trustgate/internal/atomicfile"
+	"github.com/trustgate/trustgate/internal/testutil"
 )
-
-// lockedBuffer is a log destination for several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // lookNow makes the next Check look at the file.
 func lookNow(r *Reloader) { r.next.Store(0) }
@@ -39,9 +21,9 @@ func lookNow(r *Reloader) { r.next.Store(0) }
 // lookNever keeps Check from looking at the file.
 func lookNever(r *Reloader) { r.next.Store(math.MaxInt64) }
 
-func newReloader(t *testing.T, path string) (*Reloader, *lockedBuffer) {
+func newReloader(t *testing.T, path string) (*Reloader, *testutil.SyncBuffer) {
 	t.Helper()
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	r, err := NewReloader(path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("NewReloader: %v", err)
