@@ -123,6 +123,25 @@ type Decision struct {
 	Grants *Capabilities `json:"grants,omitempty" yaml:"grants,omitempty"`
 }
 
+// Outcomes of a decision (Decision.Outcome).
+const (
+	OutcomePass  = "pass"
+	OutcomeAudit = "audit" // denied in audit mode: reported, not enforced
+	OutcomeFail  = "fail"
+)
+
+// Outcome is what the decision comes to: OutcomePass, OutcomeAudit or
+// OutcomeFail.
+func (d Decision) Outcome() string {
+	switch {
+	case d.Allowed:
+		return OutcomePass
+	case d.Mode == ModeAudit:
+		return OutcomeAudit
+	}
+	return OutcomeFail
+}
+
 // Violation is one broken rule.
 type Violation struct {
 	Rule     string `json:"rule" yaml:"rule"`

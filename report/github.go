@@ -102,11 +102,8 @@ func Summary(r verify.Report, title string) string {
 	fmt.Fprintf(&b, "### %s: %s\n\n", md(title), verdict)
 	b.WriteString("| | subject | rule | expected | found |\n|---|---|---|---|---|\n")
 	for _, d := range r.Decisions {
-		mark := "pass"
-		switch {
-		case !d.Allowed && d.Mode == policy.ModeAudit:
-			mark = "audit"
-		case !d.Allowed:
+		mark := d.Outcome()
+		if mark == policy.OutcomeFail {
 			mark = "**fail**"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", mark, md(d.Subject), md(d.Rule), md(d.Expected), md(d.Found))

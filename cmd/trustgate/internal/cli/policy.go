@@ -217,13 +217,7 @@ const maxSBOMFile = 128 << 20
 func printReport(cmd *cobra.Command, r policy.Report) {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 	for _, d := range r.Decisions {
-		verdict := "PASS"
-		switch {
-		case !d.Allowed && d.Mode == policy.ModeAudit:
-			verdict = "AUDIT"
-		case !d.Allowed:
-			verdict = "FAIL"
-		}
+		verdict := strings.ToUpper(d.Outcome())
 		line := fmt.Sprintf("%s\t%s", verdict, d.Subject)
 		if !d.Allowed {
 			line += fmt.Sprintf("\t%s: expected %s, found %s", d.Rule, d.Expected, d.Found)

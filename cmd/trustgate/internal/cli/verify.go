@@ -276,13 +276,7 @@ func printVerify(cmd *cobra.Command, r verify.Report) {
 	out := cmd.OutOrStdout()
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, d := range r.Decisions {
-		verdict := "PASS"
-		switch {
-		case !d.Allowed && d.Mode == policy.ModeAudit:
-			verdict = "AUDIT"
-		case !d.Allowed:
-			verdict = "FAIL"
-		}
+		verdict := strings.ToUpper(d.Outcome())
 		line := verdict + "\t" + d.Subject
 		if !d.Allowed {
 			line += fmt.Sprintf("\t%s: expected %s, found %s", d.Rule, safetext.Quote(d.Expected), safetext.Quote(d.Found))
