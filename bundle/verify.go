@@ -215,7 +215,9 @@ func Unbound(b *sgbundle.Bundle, s Signer, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := verifySignature(b, s, opts)
+	// Unbound to an artifact here: the statement names its subjects, and
+	// the caller binds them (Bind), so that each failure is told apart.
+	res, err := verifySignature(b, s, opts, sgverify.WithoutArtifactUnsafe())
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +242,11 @@ func signerID(s Signer, res *sgverify.VerificationResult) string {
 	return "identity:" + s.Identity.String()
 }
 
-// verifySignature runs sigstore-go on the bundle, unbound to an artifact
-// (the binding is checked after, by bind, so that each failure is told
-// apart), with requirements that come from the caller, never from what the
-// bundle happens to carry.
-func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.VerificationResult, error) {
+// verifySignature runs sigstore-go on the bundle, for the artifact policy
+// given (none for an attestation, which Bind binds after; the digest for a
+// message signature), with requirements that come from the caller, never
+// from what the bundle happens to carry.
+func verifySignature(b *sgbundle.Bundle, s Signer, opts Options, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
 	vc, err := b.VerificationContent()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -256,7 +258,7 @@ func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.Veri
 		if vc.Certificate() != nil {
 			return nil, fmt.Errorf("%w: signed with a certificate, and a key was required", ErrUntrustedSigner)
 		}
-		return verifyKey(b, s.Key, opts)
+		return verifyKey(b, s.Key, opts, artifact)
 	default:
 		if vc.Certificate() == nil {
 			return nil, fmt.Errorf("%w: signed with a key, and the identity %s was required", ErrUntrustedSigner, s.Identity)
@@ -276,12 +278,12 @@ func verifySignature(b *sgbundle.Bundle, s Signer, opts Options) (*sgverify.Veri
 		if err != nil {
 			return nil, err
 		}
-		res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithCertificateIdentity(cid)))
+		res, err := v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithCertificateIdentity(cid)))
 		return res, classify(err)
 	}
 }
 
-func verifyKey(b *sgbundle.Bundle, key crypto.PublicKey, opts Options) (*sgverify.VerificationResult, error) {
+func verifyKey(b *sgbundle.Bundle, key crypto.PublicKey, opts Options, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
 	tm, err := attest.TrustedKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoSigner, err)
@@ -311,7 +313,7 @@ func verifyKey(b *sgbundle.Bundle, key crypto.PublicKey, opts Options) (*sgverif
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithoutArtifactUnsafe(), sgverify.WithKey()))
+	res, err := v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
 	return res, classify(err)
 }
 

@@ -273,3 +273,23 @@ func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options
 	}
 	return res, nil
 }
+
+// Blob verifies the bundle file at bundlePath, holding a message signature
+// (cosign sign-blob --bundle), over target (a file, or sha256:DIGEST),
+// signed as s and opts require. A refusal wraps ErrDenied and the bundle
+// package's error for its kind; any other error is bad input.
+func Blob(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.MessageResult, error) {
+	art, err := Artifact(target)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	res, err := bundle.VerifyMessage(raw, art, s, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
+	}
+	return res, nil
+}

@@ -152,6 +152,31 @@ func CosignGenerateKeyPair(t testing.TB, dir, password string) (keyPath, pubPath
 	return keyPath, pubPath
 }
 
+// CosignSignBlob runs, offline,
+//
+//	cosign sign-blob --new-bundle-format --key KEY --bundle BUNDLE --tlog-upload=false --yes FILE
+//
+// with COSIGN_PASSWORD=password: a message signature over FILE, as
+// projects publish for release assets.
+func CosignSignBlob(t testing.TB, key, password, file, bundle string) {
+	t.Helper()
+	cosignBundle(t, bundle, "COSIGN_PASSWORD="+password,
+		"sign-blob", "--new-bundle-format", "--key", key, "--bundle", bundle, "--tlog-upload=false", "--yes", file)
+}
+
+// cosignBundle runs cosign with args and env, and fails the test unless
+// it wrote the bundle.
+func cosignBundle(t testing.TB, bundle, env string, args ...string) {
+	t.Helper()
+	out, err := runCosign(t, "", cosignEnv(t, env), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bundle); err != nil {
+		t.Fatalf("cosign %s wrote no bundle: %v\n%s", args[0], err, out)
+	}
+}
+
 // CosignAttestBlob runs, offline,
 //
 //	cosign attest-blob --new-bundle-format --key KEY --type TYPE --predicate PREDICATE \
@@ -161,13 +186,7 @@ func CosignGenerateKeyPair(t testing.TB, dir, password string) (keyPath, pubPath
 // verifies a bundle cosign made.
 func CosignAttestBlob(t testing.TB, key, password, predicateType, predicate, file, bundle string) {
 	t.Helper()
-	out, err := runCosign(t, "", cosignEnv(t, "COSIGN_PASSWORD="+password),
+	cosignBundle(t, bundle, "COSIGN_PASSWORD="+password,
 		"attest-blob", "--new-bundle-format", "--key", key, "--type", predicateType,
 		"--predicate", predicate, "--bundle", bundle, "--tlog-upload=false", "--yes", file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bundle); err != nil {
-		t.Fatalf("cosign attest-blob wrote no bundle: %v\n%s", err, out)
-	}
 }

@@ -60,6 +60,19 @@ func Payload(t testing.TB, k *attest.Key, payload, payloadType string) []byte {
 	return marshal(t, b, err)
 }
 
+// Message signs content as a message signature with k (no log, no
+// timestamp), as cosign sign-blob --bundle does, and returns the bundle
+// JSON.
+func Message(t testing.TB, k *attest.Key, content []byte) []byte {
+	t.Helper()
+	pb, err := sign.Bundle(&sign.PlainData{Data: content}, k, sign.BundleOptions{Context: context.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := attest.ParseBundleProto(pb)
+	return marshal(t, b, err)
+}
+
 // Edit decodes a bundle, lets f change it, and encodes it again.
 func Edit(t testing.TB, raw []byte, f func(m map[string]any)) []byte {
 	t.Helper()

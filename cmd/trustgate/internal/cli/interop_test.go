@@ -9,6 +9,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/interop"
+	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/internal/testutil"
 )
 
@@ -108,4 +109,47 @@ func TestSBOMAttestInterop(t *testing.T) {
 		t.Errorf("--key without --attest: exit %d", code)
 	}
 	tr.sweep(key)
+}
+
+// A message signature cosign makes (sign-blob --new-bundle-format --key)
+// verifies with verify-blob, is refused for another file and by another
+// key, and is no attestation: verify-attestation refuses it.
+func TestVerifyBlobCosignSignBlob(t *testing.T) {
+	tr := &transcript{t: t}
+	dir := t.TempDir()
+	key, pub := interop.CosignGenerateKeyPair(t, dir, testPassword)
+	_, otherPub := keyPair(tr, dir, "ecdsa-p256")
+	art := writeFile(t, filepath.Join(dir, "model.gguf"), "model weights")
+	other := writeFile(t, filepath.Join(dir, "other.gguf"), "other weights")
+	bundle := filepath.Join(dir, "model.gguf.bundle.json")
+	interop.CosignSignBlob(t, key, testPassword, art, bundle)
+
+	code, stdout, stderr := tr.run("verify-blob", "--bundle", bundle, "--key", pub, art)
+	if code != 0 || !strings.HasPrefix(stdout, "PASS  "+art+"  message signature by key ") {
+		t.Fatalf("verify-blob: exit %d: %s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = tr.run("verify-blob", "--bundle", bundle, "--key", pub, "-o", "json", "sha256:"+testsign.Sum("model weights"))
+	if code != 0 || !strings.Contains(stdout, `"digest": "sha256:`+testsign.Sum("model weights")+`"`) {
+		t.Fatalf("verify-blob by digest: exit %d: %s", code, stdout)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"another file", []string{"--key", pub, other}, "another artifact"},
+		{"another key", []string{"--key", otherPub, art}, "signature does not verify"},
+	} {
+		code, stdout, _ := tr.run(append([]string{"verify-blob", "--bundle", bundle}, c.args...)...)
+		if code != cli.ExitDenied || !strings.Contains(stdout, "FAIL") || !strings.Contains(stdout, c.want) {
+			t.Errorf("%s: exit %d: %s", c.name, code, stdout)
+		}
+	}
+	code, stdout, _ = tr.run("verify-attestation", "--bundle", bundle, "--key", pub, art)
+	if code != cli.ExitDenied || !strings.Contains(stdout, "no DSSE envelope") {
+		t.Errorf("verify-attestation took a message signature: exit %d: %s", code, stdout)
+	}
+	if code, _, stderr := tr.run("verify-blob", "--bundle", bundle, "--key", pub, "--type", "cyclonedx", art); code != cli.ExitUsage {
+		t.Errorf("--type: exit %d: %s", code, stderr)
+	}
 }

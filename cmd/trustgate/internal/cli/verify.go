@@ -81,14 +81,27 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if err != nil && !errors.Is(err, verifier.ErrDenied) {
 		return err
 	}
-	verr := err
+	var passed map[string]any
+	if err == nil {
+		passed = map[string]any{"signer": res.Signer, "predicateType": res.PredicateType}
+	}
+	return reportOne(cmd, f.output, target, f.bundle, err, passed, func() string {
+		return res.PredicateType + " signed by " + signerName(signer)
+	})
+}
+
+// reportOne prints the verdict on one bundle for one artifact, as text or
+// JSON (artifact, bundle, verified, and the error or the fields of
+// passed), and returns the denial's exit error.
+func reportOne(cmd *cobra.Command, output, target, bundlePath string, verr error, passed map[string]any, what func() string) error {
 	out := cmd.OutOrStdout()
-	if f.output == "json" {
-		doc := map[string]any{"artifact": target, "bundle": f.bundle, "verified": verr == nil}
+	if output == "json" {
+		doc := map[string]any{"artifact": target, "bundle": bundlePath, "verified": verr == nil}
 		if verr != nil {
 			doc["error"] = verr.Error()
-		} else {
-			doc["signer"], doc["predicateType"] = res.Signer, res.PredicateType
+		}
+		for k, v := range passed {
+			doc[k] = v
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -96,14 +109,64 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 			return err
 		}
 	} else if verr == nil {
-		fmt.Fprintf(out, "PASS  %s  %s signed by %s (bundle %s)\n", target, res.PredicateType, signerName(signer), f.bundle)
+		fmt.Fprintf(out, "PASS  %s  %s (bundle %s)\n", target, what(), bundlePath)
 	} else {
-		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, safetext.Line(verr.Error()), f.bundle)
+		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, safetext.Line(verr.Error()), bundlePath)
 	}
 	if verr != nil {
 		return &exitError{code: ExitDenied, err: fmt.Errorf("%s: not verified", target)}
 	}
 	return nil
+}
+
+// NewVerifyBlobCmd builds "trustgate verify-blob".
+func NewVerifyBlobCmd() *cobra.Command {
+	var f verifyAttestationFlags
+	cmd := &cobra.Command{
+		Use:   "verify-blob --bundle B (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--trusted-root R] FILE|sha256:DIGEST",
+		Short: "Verify a message signature over one artifact (cosign sign-blob --bundle, flags as cosign's)",
+		Long: `Verify a Sigstore bundle holding a message signature over one artifact, as
+cosign sign-blob --bundle, sigstore-python and GitHub release signing make
+them: the signature over the artifact's own digest (by --key, or keyless by
+the certificate identity and issuer, checked against --trusted-root), and the
+log entries and timestamps the trusted root and flags require. The artifact
+is a file or sha256:DIGEST. A message signature says the signer signed these
+bytes, and nothing more: it is no attestation (verify-attestation refuses it,
+and this command refuses an attestation). Nothing is fetched.
+
+Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.check.predType != "" {
+				return errors.New("--type: a message signature has no predicate type")
+			}
+			if f.output != "text" && f.output != "json" {
+				return fmt.Errorf("--output %q: want text or json", f.output)
+			}
+			signer, opts, err := f.check.build()
+			if err != nil {
+				return err
+			}
+			res, err := verifier.Blob(f.bundle, args[0], signer, opts)
+			if err != nil && !errors.Is(err, verifier.ErrDenied) {
+				return err
+			}
+			var passed map[string]any
+			if err == nil {
+				passed = map[string]any{"signer": res.Signer, "digest": res.Algorithm + ":" + res.Digest}
+			}
+			return reportOne(cmd, f.output, args[0], f.bundle, err, passed, func() string {
+				return "message signature by " + signerName(signer)
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.bundle, "bundle", "", "the bundle (required)")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	f.check.register(cmd)
+	_ = cmd.Flags().MarkHidden("type")
+	_ = cmd.MarkFlagRequired("bundle")
+	return cmd
 }
 
 type verifyFlags struct {
