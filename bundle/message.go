@@ -7,6 +7,7 @@ import (
 	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/trustgate/trustgate/attest"
@@ -36,6 +37,14 @@ func VerifyMessage(raw []byte, art Artifact, s Signer, opts Options) (*MessageRe
 	if err != nil {
 		return nil, err
 	}
+	return Message(b, art, s, opts)
+}
+
+// IsMessage reports whether a parsed bundle holds a message signature.
+func IsMessage(b *sgbundle.Bundle) bool { return b.GetMessageSignature() != nil }
+
+// Message is VerifyMessage on a bundle already parsed (with Parse).
+func Message(b *sgbundle.Bundle, art Artifact, s Signer, opts Options) (*MessageResult, error) {
 	ms := b.GetMessageSignature()
 	if ms == nil {
 		return nil, fmt.Errorf("%w: no message signature (an attestation is verified with verify-attestation)", ErrPayloadType)

@@ -2,11 +2,13 @@ package verify
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/trustgate/trustgate/attest"
@@ -235,6 +237,9 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 		out.Error = err.Error()
 		return out, nil
 	}
+	if bundle.IsMessage(bun) {
+		return b.attachMessage(out, bun), nil
+	}
 	var verified *bundle.Result
 	for _, s := range b.d.Policy.Signers {
 		signer, err := policySigner(s)
@@ -303,6 +308,59 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	}
 	return out, doc
 }
+
+// attachMessage verifies a message signature (cosign sign-blob --bundle)
+// against every policy signer, for each component whose measured SHA-256
+// is the digest it signs: a verified one counts as that signer's signature
+// over the component's bytes, toward its signer rules, once per signer. It
+// is no attestation: it satisfies no attestations rule, carries no
+// packages, and never binds the manifest (whose bytes a signer of some
+// other file could have signed by chance).
+func (b *binder) attachMessage(out EvidenceResult, bun *sgbundle.Bundle) EvidenceResult {
+	out.PredicateType = MessageSignature
+	for i := range b.components {
+		m := b.d.Components[i]
+		if m.Digest.Algorithm() != digest.SHA256 {
+			continue
+		}
+		art := bundle.Artifact{SHA256: m.Digest.Hex()}
+		var names []string
+		id := ""
+		for _, s := range b.d.Policy.Signers {
+			signer, err := policySigner(s)
+			if err != nil {
+				continue
+			}
+			res, err := bundle.Message(bun, art, signer, bundle.Options{Material: b.d.Material})
+			if err != nil {
+				if out.Error == "" && !errors.Is(err, bundle.ErrSubject) {
+					out.Error = err.Error()
+				}
+				continue
+			}
+			names, id = append(names, s.Name), res.SignerID
+		}
+		if len(names) == 0 {
+			continue
+		}
+		b.compSigs[i].add(id, names)
+		out.Verified, out.Error = true, ""
+		out.Subjects = append(out.Subjects, m.Kind+"/"+m.Name)
+		for _, n := range names {
+			if !slices.Contains(out.Signers, n) {
+				out.Signers = append(out.Signers, n)
+			}
+		}
+	}
+	if !out.Verified && out.Error == "" {
+		out.Error = "a message signature over no component's exact bytes, by no policy signer"
+	}
+	return out
+}
+
+// MessageSignature is the evidence type reported for a message signature,
+// which has no predicate.
+const MessageSignature = "message signature"
 
 // aboutDeployment reports whether a vouching attestation that names the
 // manifest's digest is a statement about this deployment, not about some
