@@ -259,13 +259,9 @@ func Artifact(target string) (bundle.Artifact, error) {
 // Artifact), signed as s and opts require. A refusal wraps ErrDenied and
 // the bundle package's error for its kind; any other error is bad input.
 func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.Result, error) {
-	art, err := Artifact(target)
+	art, raw, err := readOne(bundlePath, target)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	res, err := bundle.Verify(raw, art, s, opts)
 	if err != nil {
@@ -279,17 +275,27 @@ func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options
 // signed as s and opts require. A refusal wraps ErrDenied and the bundle
 // package's error for its kind; any other error is bad input.
 func Blob(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.MessageResult, error) {
-	art, err := Artifact(target)
+	art, raw, err := readOne(bundlePath, target)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	res, err := bundle.VerifyMessage(raw, art, s, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	return res, nil
+}
+
+// readOne measures target (see Artifact) and reads the bundle file, within
+// its size bound.
+func readOne(bundlePath, target string) (bundle.Artifact, []byte, error) {
+	art, err := Artifact(target)
+	if err != nil {
+		return art, nil, err
+	}
+	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
+	if err != nil {
+		return art, nil, fmt.Errorf("bundle: %w", err)
+	}
+	return art, raw, nil
 }
