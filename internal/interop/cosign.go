@@ -152,6 +152,14 @@ func CosignGenerateKeyPair(t testing.TB, dir, password string) (keyPath, pubPath
 	return keyPath, pubPath
 }
 
+// CosignVerifyBlob runs, offline, cosign verify-blob --new-bundle-format
+// --offline with args (the bundle, the signer, the trusted root, the
+// artifact), and returns its error and output.
+func CosignVerifyBlob(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return runCosign(t, "", cosignEnv(t), append([]string{"verify-blob", "--new-bundle-format", "--offline"}, args...)...)
+}
+
 // CosignSignBlob runs, offline,
 //
 //	cosign sign-blob --new-bundle-format --key KEY --bundle BUNDLE --tlog-upload=false --yes FILE
