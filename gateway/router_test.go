@@ -671,17 +671,11 @@ func TestAuditFailurePolicy(t *testing.T) {
 				}
 			}
 			rd.write()
-			g, err := startInProcess(t, rd.deployment)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(g.Handler())
-			defer srv.Close()
-			rd.r = &running{addr: strings.TrimPrefix(srv.URL, "http://")}
+			g := rd.serveInProcess(t)
 			g.audit.fail(g, errors.New("no space left on device"))
 			before := len(rd.openai.requests())
 			client := rd.client()
-			_, err = client.Chat.Completions.New(context.Background(), userMessage("hello"))
+			_, err := client.Chat.Completions.New(context.Background(), userMessage("hello"))
 			var apiErr *openai.Error
 			switch mode {
 			case "":
@@ -727,13 +721,7 @@ func TestConfigCannotSendKeyElsewhere(t *testing.T) {
 func TestConcurrentRequests(t *testing.T) {
 	rd := newRouted(t)
 	rd.write()
-	g, err := startInProcess(t, rd.deployment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g.Handler())
-	defer srv.Close()
-	rd.r = &running{addr: strings.TrimPrefix(srv.URL, "http://")}
+	rd.serveInProcess(t)
 	c := rd.client()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -764,7 +752,7 @@ func TestConcurrentRequests(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	resp, err := http.Get(srv.URL + "/metrics")
+	resp, err := http.Get("http://" + rd.r.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -783,4 +771,18 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// serveInProcess starts the gateway on rd in this process and serves its
+// handler on 127.0.0.1 until the test ends; requests go there.
+func (rd *routed) serveInProcess(t *testing.T) *Gateway {
+	t.Helper()
+	g, err := startInProcess(t, rd.deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	rd.r = &running{addr: strings.TrimPrefix(srv.URL, "http://")}
+	return g
 }
