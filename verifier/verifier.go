@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
@@ -51,6 +52,12 @@ type Config struct {
 	// Sigstore trust material that keyless signatures, of the policy and
 	// of components, are checked against.
 	Trust policy.TrustRoot
+	// TrustedRoot, when Trust.Material is nil, gives the trust material
+	// the first time it is needed: for a keyless identity in Trust, or a
+	// keyless signer in the policy. nil means there is none, and keyless
+	// signatures do not verify. A deployment with keys alone never calls
+	// it (never reaches a TUF repository, say).
+	TrustedRoot func(context.Context) (root.TrustedMaterial, error)
 	// Bundles are attestation bundle files to consider, beside those
 	// stored with the stack's registry images.
 	Bundles []string
@@ -108,9 +115,19 @@ func Deployment(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Trust.Identities) > 0 {
+		if err := cfg.material(ctx); err != nil {
+			return nil, err
+		}
+	}
 	p, err := loadPolicy(cfg, s.Metadata.Name, now)
 	if err != nil {
 		return nil, err
+	}
+	if hasKeyless(p) {
+		if err := cfg.material(ctx); err != nil {
+			return nil, err
+		}
 	}
 	m, err := gather.Stack(ctx, s, cfg.Registry)
 	if err != nil {
@@ -130,6 +147,29 @@ func Deployment(ctx context.Context, cfg Config) (*Result, error) {
 		Evidence: append(evidence, attached...), Now: now,
 	}
 	return &Result{Report: verify.Check(d), Stack: s, Policy: p, Deployment: d}, nil
+}
+
+// material fills in cfg.Trust.Material from cfg.TrustedRoot, once.
+func (cfg *Config) material(ctx context.Context) error {
+	if cfg.Trust.Material != nil || cfg.TrustedRoot == nil {
+		return nil
+	}
+	m, err := cfg.TrustedRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Trust.Material = m
+	return nil
+}
+
+// hasKeyless reports whether a policy names a keyless signer.
+func hasKeyless(p *policy.Policy) bool {
+	for _, s := range p.Signers {
+		if s.Keyless != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // loadPolicy loads cfg's policy for deployment, with the state file cfg

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/pin"
@@ -231,5 +233,52 @@ func TestAttestation(t *testing.T) {
 		if _, err := verifier.Attestation(bundlePath, bad, signer, bundle.Options{}); err == nil || errors.Is(err, verifier.ErrDenied) {
 			t.Fatalf("%s: got %v, want a bad-input error", bad, err)
 		}
+	}
+}
+
+// The trust material for keyless signatures is loaded only when the policy
+// or its trust root names a keyless signer: a deployment with keys alone
+// never reaches a TUF repository.
+func TestDeploymentLoadsTrustedRootWhenNeeded(t *testing.T) {
+	d := newDeployment(t)
+	ctx := context.Background()
+	empty, err := root.NewTrustedRootFromJSON([]byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	cfg := d.cfg
+	cfg.TrustedRoot = func(context.Context) (root.TrustedMaterial, error) { calls++; return empty, nil }
+	if res, err := verifier.Deployment(ctx, cfg); err != nil || !res.Allowed || calls != 0 {
+		t.Fatalf("keys alone: %v, %d loads", err, calls)
+	}
+
+	// A keyless signer in the policy: loaded once, and used.
+	text, err := os.ReadFile(cfg.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyless := "signers:\n  - name: ci\n    keyless:\n      issuer: https://token.actions.githubusercontent.com\n      subject: https://github.com/example/gateway/.github/workflows/release.yml@refs/heads/main\n"
+	text = []byte(strings.Replace(strings.Replace(string(text), "signers:\n", keyless, 1), "version: 1\n", "version: 2\n", 1))
+	signPolicy(t, d.key, cfg.Policy, text)
+	res, err := verifier.Deployment(ctx, cfg)
+	if err != nil || !res.Allowed || calls != 1 || res.Deployment.Material != empty {
+		t.Fatalf("a keyless policy signer: %v, %d loads", err, calls)
+	}
+
+	// A material that cannot be had is an error that says why.
+	cfg.TrustedRoot = func(context.Context) (root.TrustedMaterial, error) { return nil, errors.New("TUF cache expired") }
+	if _, err := verifier.Deployment(ctx, cfg); err == nil || !strings.Contains(err.Error(), "TUF cache expired") {
+		t.Fatalf("no material: %v", err)
+	}
+
+	// A keyless identity that may sign the policy needs it before the
+	// policy is read.
+	calls = 0
+	cfg = d.cfg
+	cfg.Trust.Identities = []policy.Identity{{Issuer: "https://token.actions.githubusercontent.com", Subject: "https://github.com/example/policy/.github/workflows/p.yml@refs/heads/main"}}
+	cfg.TrustedRoot = func(context.Context) (root.TrustedMaterial, error) { calls++; return empty, nil }
+	if _, err := verifier.Deployment(ctx, cfg); calls != 1 {
+		t.Fatalf("a keyless policy trust root: %v, %d loads", err, calls)
 	}
 }

@@ -76,9 +76,24 @@ func Lock(path string, wait time.Duration) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	return flock(f, syscall.LOCK_EX, wait)
+}
+
+// RLock takes a shared lock on path, which must exist (a folder that is
+// only read needs no write access), waiting at most wait for an exclusive
+// holder, and returns its release.
+func RLock(path string, wait time.Duration) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	return flock(f, syscall.LOCK_SH, wait)
+}
+
+func flock(f *os.File, how int, wait time.Duration) (func(), error) {
 	deadline := time.Now().Add(wait)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
 			break
 		}
@@ -87,7 +102,7 @@ func Lock(path string, wait time.Duration) (func(), error) {
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				err = ErrLocked
 			}
-			return nil, fmt.Errorf("%q: %w", path, err)
+			return nil, fmt.Errorf("%q: %w", f.Name(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -41,12 +41,12 @@ type Embedded struct {
 }
 
 type flags struct {
-	stack, policy, policyBundle, trustedRoot, dataDir string
-	trustKeys, bundles                                []string
-	identity, identityRegexp, issuer, issuerRegexp    string
-	minPolicyVersion                                  uint64
-	insecureDev                                       bool
-	logFormat, logLevel                               string
+	stack, policy, policyBundle, trustedRoot, tufCache, dataDir string
+	trustKeys, bundles                                          []string
+	identity, identityRegexp, issuer, issuerRegexp              string
+	minPolicyVersion                                            uint64
+	insecureDev                                                 bool
+	logFormat, logLevel                                         string
 }
 
 // Main runs the gateway with args and returns the exit code.
@@ -84,6 +84,7 @@ flags, 1 when it fails while running, 0 after SIGINT or SIGTERM.`,
 	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
 	fl.StringArrayVar(&f.trustKeys, "trust-key", nil, "public key (PEM) allowed to sign the policy (repeatable; refused when a key is built in)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json, for keyless signers")
+	fl.StringVar(&f.tufCache, "tuf-cache", "", "TUF cache folder filled beforehand by trustgate trust-root update, to read the trusted root from instead (never refreshed: the gateway does not fetch)")
 	fl.StringVar(&f.identity, "policy-certificate-identity", "", "keyless policy signer: the certificate's subject, exactly")
 	fl.StringVar(&f.identityRegexp, "policy-certificate-identity-regexp", "", "keyless policy signer: the subject, as an anchored regular expression")
 	fl.StringVar(&f.issuer, "policy-certificate-oidc-issuer", "", "keyless policy signer: the OIDC issuer, exactly")
@@ -180,8 +181,8 @@ func trustRoot(f flags, emb Embedded) (policy.TrustRoot, error) {
 		// A release build's trust root is part of the signed binary: no
 		// flag, which anyone starting the gateway chooses, may replace or
 		// widen it.
-		if len(f.trustKeys) > 0 || f.trustedRoot != "" || f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != "" {
-			return policy.TrustRoot{}, errors.New("this build has a built-in policy trust root; --trust-key, --trusted-root and the --policy-certificate-* flags cannot change it")
+		if len(f.trustKeys) > 0 || f.trustedRoot != "" || f.tufCache != "" || f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != "" {
+			return policy.TrustRoot{}, errors.New("this build has a built-in policy trust root; --trust-key, --trusted-root, --tuf-cache and the --policy-certificate-* flags cannot change it")
 		}
 		k, err := embeddedKey(emb.TrustKey)
 		if err != nil {
@@ -193,11 +194,17 @@ func trustRoot(f flags, emb Embedded) (policy.TrustRoot, error) {
 	if err != nil {
 		return policy.TrustRoot{}, fmt.Errorf("--trust-key: %w", err)
 	}
-	material, err := verifier.TrustedRoot(f.trustedRoot)
-	if err != nil {
-		return policy.TrustRoot{}, err
+	var tr policy.TrustRoot
+	if f.trustedRoot != "" || f.tufCache != "" {
+		if f.trustedRoot != "" && f.tufCache != "" {
+			return tr, errors.New("give --trusted-root or --tuf-cache, not both")
+		}
+		src := verifier.TrustedRootSource{File: f.trustedRoot, TUFCache: f.tufCache}
+		if tr.Material, err = src.Load(context.Background()); err != nil {
+			return tr, err
+		}
 	}
-	tr := policy.TrustRoot{Keys: keys, Material: material}
+	tr.Keys = keys
 	if f.identity != "" || f.identityRegexp != "" || f.issuer != "" || f.issuerRegexp != "" {
 		tr.Identities = []policy.Identity{{Issuer: f.issuer, IssuerRegexp: f.issuerRegexp, Subject: f.identity, SubjectRegexp: f.identityRegexp}}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ func (f *admissionFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
 	fl.StringVar(&f.deployment, "deployment", "", "the deployment the policy must govern, its metadata.name (required)")
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
-	f.trust.register(cmd)
+	f.trust.register(cmd, false)
 	fl.DurationVar(&f.deadline, "deadline", admission.DefaultDeadline, "longest time one decision may take; keep it under the webhook's timeoutSeconds")
 	fl.StringVar(&f.onRegistryError, "on-registry-error", admission.RegistryErrorDeny, "deny (fail closed) or admit, with a warning, an image whose registry did not answer in time")
 	fl.BoolVar(&f.allowTags, "allow-tags", false, "admit an image named by a tag alone when the digest it names now passes (the kubelet may pull other bytes later)")
@@ -50,7 +51,7 @@ func (f *admissionFlags) source() (*admission.PolicySource, error) {
 	if f.policy == "" || f.deployment == "" {
 		return nil, errors.New(`required flags "policy" and "deployment"`)
 	}
-	trust, err := f.trust.root()
+	trust, err := f.trust.root(context.Background(), true)
 	if err != nil {
 		return nil, err
 	}

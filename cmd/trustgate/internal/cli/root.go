@@ -49,7 +49,7 @@ func NewRootCmd() *cobra.Command {
 		Version:       buildinfo.Read().Short(),
 	}
 	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewVerifyBlobCmd(), NewAuditCmd(), NewDemoCmd())
-	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd(), NewActionCmd())
+	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd(), NewActionCmd(), NewTrustRootCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,7 +74,7 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
-	signer, opts, err := f.check.build()
+	signer, opts, err := f.check.build(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 			if f.output != "text" && f.output != "json" {
 				return fmt.Errorf("--output %q: want text or json", f.output)
 			}
-			signer, opts, err := f.check.build()
+			signer, opts, err := f.check.build(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -180,15 +181,17 @@ type verifyFlags struct {
 // policyTrustFlags say who may sign the policy: --trust-root keys, or the
 // --policy-certificate-* keyless identity checked against --trusted-root.
 type policyTrustFlags struct {
-	keys        []string
-	trustedRoot string
-	id          identityFlags
+	keys     []string
+	material materialFlags
+	id       identityFlags
 }
 
-func (f *policyTrustFlags) register(cmd *cobra.Command) {
+// register adds the flags; fetches says whether the command may refresh
+// the TUF cache (a check run by hand) or must never (a server).
+func (f *policyTrustFlags) register(cmd *cobra.Command, fetches bool) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.keys, "trust-root", nil, "public key (PEM) allowed to sign the policy (repeatable)")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless signers")
+	f.material.register(cmd, fetches)
 	f.id.register(cmd, "policy-")
 }
 
@@ -217,7 +220,7 @@ Exit 0 when everything passes, 1 when something is denied, 2 for bad input.`,
 	fl.StringVar(&f.stack, "stack", "", "stack manifest (required)")
 	fl.StringVar(&f.policy, "policy", "", "the policy (required)")
 	fl.StringVar(&f.policyBundle, "policy-bundle", "", "the policy's bundle (default: POLICY.bundle.json)")
-	f.trust.register(cmd)
+	f.trust.register(cmd, true)
 	fl.StringArrayVar(&f.bundles, "bundle", nil, "attestation bundle to consider (repeatable)")
 	fl.StringVar(&f.state, "state", "", "file remembering the last policy accepted (default: trustgate/policy-state.json in the user's state folder)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text, json (schema/verify-report.schema.json) or sarif (SARIF 2.1.0, for GitHub code scanning)")
@@ -244,13 +247,14 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 	} else if f.sign.key != "" || f.sign.keyless {
 		return errors.New("--key and --keyless sign a verification summary: give --vsa FILE")
 	}
-	trust, err := f.trust.root()
+	trust, err := f.trust.root(cmd.Context(), false)
 	if err != nil {
 		return err
 	}
 	cfg := verifier.Config{
 		Stack: f.stack, Policy: f.policy, PolicyBundle: f.policyBundle, Trust: trust,
-		Bundles: f.bundles, StatePath: f.state, Registry: pin.Registry{Timeout: registryTimeout},
+		TrustedRoot: f.trust.material.lazy(),
+		Bundles:     f.bundles, StatePath: f.state, Registry: pin.Registry{Timeout: registryTimeout},
 	}
 	res, err := verifier.Deployment(cmd.Context(), cfg)
 	if errors.Is(err, verifier.ErrDenied) {
@@ -307,13 +311,16 @@ func writeSummary(cmd *cobra.Command, f verifyFlags, res *verifier.Result) error
 	return deliver(cmd, b, f.vsa, false, nil)
 }
 
-// root reads who may sign the policy from the flags.
-func (f policyTrustFlags) root() (policy.TrustRoot, error) {
+// root reads who may sign the policy from the flags. The trust material
+// is read now when a flag names it, or when eager and a keyless identity
+// may sign the policy; otherwise it is left for the check to load when it
+// needs it (materialFlags.lazy).
+func (f policyTrustFlags) root(ctx context.Context, eager bool) (policy.TrustRoot, error) {
 	keys, err := verifier.PublicKeys(f.keys)
 	if err != nil {
 		return policy.TrustRoot{}, fmt.Errorf("--trust-root: %w", err)
 	}
-	material, err := verifier.TrustedRoot(f.trustedRoot)
+	material, err := f.material.load(ctx, eager && f.id.set())
 	if err != nil {
 		return policy.TrustRoot{}, err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -16,23 +17,24 @@ import (
 // checkFlags are the flags of the commands that check a signature for a
 // caller: who must have signed, what type, against what trust material.
 type checkFlags struct {
-	key, predType, trustedRoot string
-	id                         identityFlags
-	requireLog, requireTime    bool
+	key, predType           string
+	material                materialFlags
+	id                      identityFlags
+	requireLog, requireTime bool
 }
 
 func (f *checkFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.key, "key", "", "public key (PEM) that must have signed")
 	fl.StringVar(&f.predType, "type", "", "required predicate type: cyclonedx, slsaprovenance, vsa, policy or a URI")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json (needed for keyless, and for --require-tlog/--require-timestamp)")
+	f.material.register(cmd, true)
 	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
 	fl.BoolVar(&f.requireTime, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
 	f.id.register(cmd, "")
 }
 
 // build reads the flags into the signer and options verify takes.
-func (f *checkFlags) build() (bundle.Signer, bundle.Options, error) {
+func (f *checkFlags) build(ctx context.Context) (bundle.Signer, bundle.Options, error) {
 	var s bundle.Signer
 	var opts bundle.Options
 	if (f.key != "") == f.id.set() {
@@ -44,7 +46,9 @@ func (f *checkFlags) build() (bundle.Signer, bundle.Options, error) {
 			return s, opts, fmt.Errorf("--type: %w", err)
 		}
 	}
-	if opts.Material, err = verifier.TrustedRoot(f.trustedRoot); err != nil {
+	// Keyless signatures, and log entries and timestamps, are checked
+	// against the trust material; keys alone need none.
+	if opts.Material, err = f.material.load(ctx, f.id.set() || f.requireLog || f.requireTime); err != nil {
 		return s, opts, err
 	}
 	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
@@ -83,7 +87,7 @@ Exit 0 when one verifies, 1 when none does, 2 for bad input.`,
 }
 
 func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
-	signer, opts, err := f.build()
+	signer, opts, err := f.build(cmd.Context())
 	if err != nil {
 		return err
 	}
