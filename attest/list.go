@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,13 +21,15 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// Attachments lists the attestations stored beside img: its referrers
-// (through the referrers API, or, where the registry has none, the OCI
-// referrers tag sha256-<hex>), then the layers of the cosign tag
-// sha256-<hex>.att. Anything that says it is a Sigstore bundle (any bundle
-// version) but cannot be read fails the listing with ErrAttachment: a
-// listing that skipped it would hide it. Referrers of other kinds (a
-// signature, another tool's SBOM) are not attestations and are left out.
+// Attachments lists the attestations and signatures stored beside img:
+// its referrers (through the referrers API, or, where the registry has
+// none, the OCI referrers tag sha256-<hex>), then the layers of the cosign
+// tag sha256-<hex>.att, then cosign's plain signatures, the layers of the
+// tag sha256-<hex>.sig. Anything that says it is a Sigstore bundle (any
+// bundle version) or a cosign signature but cannot be read fails the
+// listing with ErrAttachment: a listing that skipped it would hide it.
+// Referrers of other kinds (another tool's signature or SBOM) are left
+// out.
 func Attachments(ctx context.Context, img name.Digest, reg Registry) ([]Attachment, error) {
 	ctx, cancel := reg.Context(ctx)
 	defer cancel()
@@ -63,7 +64,11 @@ func Attachments(ctx context.Context, img name.Digest, reg Registry) ([]Attachme
 	if err != nil {
 		return nil, err
 	}
-	return append(out, tags...), nil
+	sigs, err := sigTagAttachments(img, opts)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(out, tags...), sigs...), nil
 }
 
 // isBundleType reports whether a media type names a Sigstore bundle, in
@@ -128,7 +133,7 @@ func readReferrer(ref name.Digest, d v1.Descriptor, opts []remote.Option) (a Att
 	if err != nil {
 		return a, false, fmt.Errorf("%w: %s: %w", ErrAttachment, ref, err)
 	}
-	return Attachment{Source: SourceReferrer, Digest: ref.DigestStr(), PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, true, nil
+	return Attachment{Source: SourceReferrer, Digest: ref.DigestStr(), Kind: kindOf(info.predicateType), Format: FormatBundle, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, true, nil
 }
 
 func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error) {
@@ -164,10 +169,10 @@ func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error)
 }
 
 // tagEntry rebuilds the bundle from a tag layer (the envelope) and its
-// verification material annotation. A layer written by cosign has no such
-// annotation: it is listed from the envelope and certificate alone, with no
-// bundle. The predicate type always comes from the signed payload, never
-// from an annotation.
+// annotations: trustgate's verification material annotation (the bundle
+// attest wrote), or, for a layer cosign wrote, cosign's certificate, chain,
+// Rekor bundle and timestamp annotations (CosignLayer). The predicate type
+// always comes from the signed payload, never from an annotation.
 func tagEntry(env []byte, ann map[string]string) (Attachment, error) {
 	var envelope protodsse.Envelope
 	if err := protojson.Unmarshal(env, &envelope); err != nil {
@@ -179,13 +184,15 @@ func tagEntry(env []byte, ann map[string]string) (Attachment, error) {
 		if err != nil {
 			return Attachment{}, err
 		}
-		a := Attachment{Source: SourceTag, PredicateType: predType, Signer: "unknown (cosign entry without a bundle)"}
-		if p, _ := pem.Decode([]byte(ann[annCosignCertificate])); p != nil {
-			if c, err := x509.ParseCertificate(p.Bytes); err == nil {
-				a.Signer = certSigner(c)
-			}
+		cs, err := CosignLayer(env, ann)
+		if err != nil {
+			return Attachment{}, err
 		}
-		return a, nil
+		raw, err := cs.BundleJSON(nil)
+		if err != nil {
+			return Attachment{}, err
+		}
+		return Attachment{Source: SourceTag, Kind: kindOf(predType), Format: FormatCosign, PredicateType: predType, Signer: cs.signer(), Bundle: raw}, nil
 	}
 	var mat protobundle.VerificationMaterial
 	if err := protojson.Unmarshal([]byte(vm), &mat); err != nil {
@@ -203,7 +210,7 @@ func tagEntry(env []byte, ann map[string]string) (Attachment, error) {
 	if err != nil {
 		return Attachment{}, err
 	}
-	return Attachment{Source: SourceTag, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, nil
+	return Attachment{Source: SourceTag, Kind: kindOf(info.predicateType), Format: FormatBundle, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, nil
 }
 
 // statementPredicateType reads the predicate type out of an envelope's

@@ -85,14 +85,27 @@ func ImageSubject(ctx context.Context, ref string, reg Registry) (name.Digest, S
 	return d, Subject{Name: r.Context().Name(), Digest: map[string]string{"sha256": d.DigestStr()[len("sha256:"):]}}, nil
 }
 
-// Attachment is one attestation stored beside an image. Nothing in it is
-// verified: Signer is what the bundle claims, for a person to read.
+// Attachment is one attestation or signature stored beside an image.
+// Nothing in it is verified: Kind, PredicateType and Signer are what the
+// entry claims, for a person to read.
 type Attachment struct {
-	Source        string // SourceReferrer or SourceTag
-	Digest        string // the referrer manifest's digest, or the tag layer's
-	PredicateType string
+	Source string // SourceReferrer, SourceTag or SourceSigTag
+	Digest string // the referrer manifest's digest, or the tag layer's
+	// Kind is KindAttestation or KindSignature (a .sig layer, or a
+	// statement of type PredicateCosignSign).
+	Kind string
+	// Format is how the entry was stored: FormatBundle (a Sigstore
+	// bundle) or FormatCosign (cosign's tag-scheme layer, with its
+	// verification material in annotations).
+	Format        string
+	PredicateType string // "" for a .sig layer
 	Signer        string
-	Bundle        []byte // the bundle as JSON
+	// Bundle is the bundle as JSON; for an entry cosign wrote, the one
+	// CosignSignature.BundleJSON builds from the layer and its annotations.
+	Bundle []byte
+	// Payload is, for a .sig layer (and only there, never nil), the signed
+	// simple signing payload that names the image.
+	Payload []byte
 }
 
 // Attach stores the bundle b beside the image img: as an OCI 1.1 referrer
@@ -192,6 +205,9 @@ func Signer(b *bundle.Bundle) string {
 		return certSigner(c)
 	}
 	if pk := vc.PublicKey(); pk != nil {
+		if pk.Hint() == "" {
+			return "a key the bundle does not name"
+		}
 		return "key " + pk.Hint()
 	}
 	return "unknown"
@@ -215,7 +231,7 @@ func attachReferrer(img name.Digest, subject *v1.Descriptor, info bundleInfo, op
 	if err != nil {
 		return Attachment{}, err
 	}
-	return Attachment{Source: SourceReferrer, Digest: h.String(), PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, nil
+	return Attachment{Source: SourceReferrer, Digest: h.String(), Kind: kindOf(info.predicateType), Format: FormatBundle, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, nil
 }
 
 // pushReferrer pushes an OCI 1.1 artifact manifest of type BundleMediaType
@@ -284,7 +300,7 @@ func attachTag(img name.Digest, info bundleInfo, opts []remote.Option) (Attachme
 	if err != nil {
 		return Attachment{}, err
 	}
-	att := Attachment{Source: SourceTag, Digest: ld.String(), PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}
+	att := Attachment{Source: SourceTag, Digest: ld.String(), Kind: kindOf(info.predicateType), Format: FormatBundle, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}
 	mf, err := base.Manifest()
 	if err != nil {
 		return Attachment{}, fmt.Errorf("%w: %s: %w", ErrRegistry, tag, err)

@@ -112,7 +112,7 @@ func TestAttachAndList(t *testing.T) {
 	}
 }
 
-func TestListReadsCosignEntriesWithoutBundle(t *testing.T) {
+func TestListReadsCosignAttestations(t *testing.T) {
 	ctx := context.Background()
 	ref := testRegistry(t, false)
 	img, _, err := ImageSubject(ctx, ref, Registry{})
@@ -138,8 +138,14 @@ func TestListReadsCosignEntriesWithoutBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(as) != 1 || as[0].PredicateType != PredicateSLSAProvenance || as[0].Bundle != nil || !strings.Contains(as[0].Signer, "unknown") {
+	if len(as) != 1 || as[0].PredicateType != PredicateSLSAProvenance || as[0].Format != FormatCosign || !strings.Contains(as[0].Signer, "a key") {
 		t.Fatalf("listing: %+v", as)
+	}
+	// The envelope, as the bundle the verifier checks, keyed by a key it
+	// leaves unnamed.
+	b, err := ParseBundleJSON(as[0].Bundle)
+	if err != nil || b.GetDsseEnvelope() == nil || b.GetDsseEnvelope().GetSignatures()[0].GetSig() == nil {
+		t.Fatalf("bundle %s: %v", as[0].Bundle, err)
 	}
 }
 

@@ -5,12 +5,10 @@
 package bundle
 
 import (
-	"bytes"
 	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/trustgate/trustgate/attest"
+	"github.com/trustgate/trustgate/internal/jsonx"
 	"github.com/trustgate/trustgate/internal/safetext"
 )
 
@@ -37,6 +36,15 @@ var (
 	ErrSubject         = errors.New("artifact is not a subject of the attestation")
 	ErrPredicateType   = errors.New("attestation has another predicate type")
 	ErrNotPassed       = errors.New("verification summary does not say PASSED")
+	// ErrNotAttestation: a verified signature (cosign sign) where an
+	// attestation of some predicate type is required. A signature
+	// endorses an image's bytes and attests nothing.
+	ErrNotAttestation = errors.New("a signature is no attestation")
+	// ErrImagePayload: a cosign signature's payload is not the simple
+	// signing document cosign signs.
+	ErrImagePayload = errors.New("invalid cosign signature payload")
+	// ErrLegacy: cosign's older formats do not parse (attest.ErrLegacy).
+	ErrLegacy = attest.ErrLegacy
 )
 
 // Limits on what a bundle may hold. sigstore-go bounds entries and
@@ -121,8 +129,8 @@ func Verify(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
 	if err := Bind(out.Statement, art); err != nil {
 		return nil, err
 	}
-	if opts.PredicateType != "" && out.PredicateType != opts.PredicateType {
-		return nil, fmt.Errorf("%w: %q, want %q", ErrPredicateType, safetext.Clip(out.PredicateType, 80), opts.PredicateType)
+	if err := predicateIs(out.PredicateType, opts.PredicateType); err != nil {
+		return nil, err
 	}
 	if out.PredicateType != attest.PredicateVSA {
 		return out, nil
@@ -135,6 +143,22 @@ func Verify(raw []byte, art Artifact, s Signer, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: it says %q", ErrNotPassed, safetext.Clip(r, 80))
 	}
 	return out, nil
+}
+
+// predicateIs checks a verified statement's predicate type got against the
+// one required, want ("" requires none). A cosign signature's statement
+// (attest.PredicateCosignSign) satisfies no required type, not even its
+// own: it is a signature, never an attestation.
+func predicateIs(got, want string) error {
+	switch {
+	case want == "":
+		return nil
+	case got == attest.PredicateCosignSign:
+		return fmt.Errorf("%w: a cosign signature attests no predicate type, and %q is required", ErrNotAttestation, want)
+	case got != want:
+		return fmt.Errorf("%w: %q, want %q", ErrPredicateType, safetext.Clip(got, 80), want)
+	}
+	return nil
 }
 
 // SummaryPassed reports whether a verification summary's predicate says
@@ -418,71 +442,5 @@ func orName(n string) string {
 }
 
 // noDuplicateKeys walks a JSON document and fails on an object with a key
-// twice, or on nesting deeper than maxStatementDepth.
-func noDuplicateKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		obj     bool
-		keys    map[string]bool
-		wantKey bool
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return errors.New("not valid JSON")
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				if top != nil && top.obj {
-					top.wantKey = true
-				}
-				if len(stack) == maxStatementDepth {
-					return fmt.Errorf("nested deeper than %d", maxStatementDepth)
-				}
-				stack = append(stack, &frame{obj: t == '{', keys: map[string]bool{}, wantKey: t == '{'})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].obj {
-					stack[len(stack)-1].wantKey = true
-				}
-			}
-		case string:
-			if top != nil && top.obj && top.wantKey {
-				// encoding/json matches field names without regard to
-				// case (and folds some non-ASCII letters onto ASCII ones),
-				// so "predicateType" and "PredicateType" are the same key
-				// to one reader and two to another. Keys are ASCII here.
-				for _, r := range t {
-					if r > 0x7e || r < 0x20 {
-						return fmt.Errorf("an object key at byte %d is not printable ASCII", dec.InputOffset())
-					}
-				}
-				k := strings.ToLower(t)
-				if top.keys[k] {
-					return fmt.Errorf("a key given twice (ignoring case) at byte %d", dec.InputOffset())
-				}
-				top.keys[k] = true
-				top.wantKey = false
-				continue
-			}
-			if top != nil && top.obj {
-				top.wantKey = true
-			}
-		default:
-			if top != nil && top.obj {
-				top.wantKey = true
-			}
-		}
-	}
-}
+// twice (ignoring case), or on nesting deeper than maxStatementDepth.
+func noDuplicateKeys(data []byte) error { return jsonx.NoDuplicateKeys(data, maxStatementDepth) }

@@ -142,8 +142,8 @@ func Files(paths ...string) ([]verify.Evidence, error) {
 	return out, nil
 }
 
-// Attached reads the attestations stored beside each registry image of
-// the measurement (referrers, then the cosign tag), at the digest it was
+// Attached reads the attestations and signatures stored beside each
+// registry image of the measurement (see ImageEvidence), at the digest it was
 // pinned to; layouts and archives have none.
 //
 // Each image digest is read once, however many entries name it, and all
@@ -166,9 +166,10 @@ func Attached(ctx context.Context, m *Measurement, reg pin.Registry) ([]verify.E
 	return out, nil
 }
 
-// ImageEvidence reads the attestations stored beside the image img
-// (referrers, then the cosign tag), taking their sizes from *budget: more
-// than it holds is an error.
+// ImageEvidence reads the attestations and signatures stored beside the
+// image img (referrers, then the cosign tags .att and .sig), taking their
+// sizes from *budget: more than it holds is an error. A cosign signature
+// of the .sig tag comes with its signed payload (verify.Evidence.Payload).
 func ImageEvidence(ctx context.Context, img name.Digest, reg pin.Registry, budget *int) ([]verify.Evidence, error) {
 	as, err := attest.Attachments(ctx, img, reg)
 	if err != nil {
@@ -176,12 +177,12 @@ func ImageEvidence(ctx context.Context, img name.Digest, reg pin.Registry, budge
 	}
 	var out []verify.Evidence
 	for _, a := range as {
-		if *budget -= len(a.Bundle); *budget < 0 {
+		if *budget -= len(a.Bundle) + len(a.Payload); *budget < 0 {
 			return nil, fmt.Errorf("the attestations read exceed their size bound (at %s)", img.Context().Name())
 		}
 		// A cosign entry without a bundle (Raw nil) is reported as
 		// unverifiable rather than left out.
-		out = append(out, verify.Evidence{Source: a.Source + " " + img.Context().Name() + "@" + a.Digest, Raw: a.Bundle})
+		out = append(out, verify.Evidence{Source: a.Source + " " + img.Context().Name() + "@" + a.Digest, Raw: a.Bundle, Payload: a.Payload})
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ package verifier
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -211,23 +212,26 @@ func Policy(path, bundlePath string, trust policy.TrustRoot, deployment, statePa
 	return p, nil
 }
 
-// ImageConfig says who must have signed an image's attestations, and how
-// to reach its registry.
+// ImageConfig says who must have signed an image's attestations and
+// signatures, and how to reach its registry.
 type ImageConfig struct {
 	Signer   bundle.Signer
 	Options  bundle.Options
 	Registry pin.Registry
 }
 
-// ImageResult is what became of each attestation stored beside an image.
+// ImageResult is what became of each attestation and signature stored
+// beside an image.
 type ImageResult struct {
 	// Image is the reference resolved to the digest it has now; every
-	// attestation is verified for that digest.
+	// attestation and signature is verified for that digest.
 	Image        name.Digest
 	Attestations []ImageAttestation
 }
 
-// Passed reports whether at least one attestation verified.
+// Passed reports whether at least one attestation or signature verified
+// (of the required predicate type, when one is required: a signature then
+// never counts).
 func (r *ImageResult) Passed() bool {
 	for _, a := range r.Attestations {
 		if a.Err == nil {
@@ -237,23 +241,34 @@ func (r *ImageResult) Passed() bool {
 	return false
 }
 
-// ImageAttestation is one attestation stored beside an image: where it was
-// found, and its verified result or why it did not verify.
+// ImageAttestation is one attestation or cosign signature stored beside an
+// image: where it was found, and its verified result or why it did not
+// verify.
 type ImageAttestation struct {
-	Source string // attest.SourceReferrer or attest.SourceTag
+	Source string // attest.SourceReferrer, attest.SourceTag or attest.SourceSigTag
 	Digest string // the referrer manifest's digest, or the tag layer's
+	// Kind is attest.KindAttestation or attest.KindSignature: what the
+	// entry verified as or, when it did not, what it claims to be.
+	Kind string
+	// Format is how the entry is stored: attest.FormatBundle or
+	// attest.FormatCosign (cosign's annotations, made into a bundle).
+	Format string
+	// Result is the verified attestation (nil for a signature).
 	Result *bundle.Result
-	Err    error
+	// Signature is the verified cosign signature (nil for an
+	// attestation): who signed the image's digest. It attests nothing.
+	Signature *bundle.MessageResult
+	Err       error
 }
 
-// ErrNoBundle means a cosign tag entry carries no Sigstore bundle, which
-// cannot be verified offline.
-var ErrNoBundle = errors.New("a cosign entry without a bundle cannot be verified offline")
-
-// Image resolves ref once, finds the attestations stored beside the digest
-// it resolved to (OCI 1.1 referrers, then the cosign tag), and verifies
-// each for that digest as cfg requires. The image passes when one verifies
-// (ImageResult.Passed).
+// Image resolves ref once, finds the attestations and signatures stored
+// beside the digest it resolved to (OCI 1.1 referrers, then the cosign
+// tags .att and .sig), and verifies each for that digest as cfg requires.
+// The image passes when one verifies (ImageResult.Passed). A cosign
+// signature (cosign sign: a .sig layer, or a referrer bundle of type
+// attest.PredicateCosignSign) verifies as the signer's signature of the
+// image's digest; with cfg.Options.PredicateType set it verifies, and does
+// not count (bundle.ErrNotAttestation).
 func Image(ctx context.Context, ref string, cfg ImageConfig) (*ImageResult, error) {
 	img, _, err := attest.ImageSubject(ctx, ref, cfg.Registry)
 	if err != nil {
@@ -266,15 +281,34 @@ func Image(ctx context.Context, ref string, cfg ImageConfig) (*ImageResult, erro
 	out := &ImageResult{Image: img}
 	art := bundle.Artifact{Name: img.String(), SHA256: strings.TrimPrefix(img.DigestStr(), "sha256:")}
 	for _, a := range as {
-		ia := ImageAttestation{Source: a.Source, Digest: a.Digest}
-		if a.Bundle == nil {
-			ia.Err = ErrNoBundle
-		} else {
-			ia.Result, ia.Err = bundle.Verify(a.Bundle, art, cfg.Signer, cfg.Options)
-		}
-		out.Attestations = append(out.Attestations, ia)
+		out.Attestations = append(out.Attestations, imageEntry(a, art, cfg))
 	}
 	return out, nil
+}
+
+// imageEntry verifies one entry of an image's listing for art. What it
+// verified as comes from what verified (the .sig payload, the statement's
+// predicate type), never from the listing's label.
+func imageEntry(a attest.Attachment, art bundle.Artifact, cfg ImageConfig) ImageAttestation {
+	ia := ImageAttestation{Source: a.Source, Digest: a.Digest, Kind: a.Kind, Format: a.Format}
+	switch {
+	case a.Payload != nil:
+		ia.Kind = attest.KindSignature
+		ia.Signature, ia.Err = bundle.VerifyImageSignature(a.Bundle, a.Payload, art, cfg.Signer, cfg.Options)
+	default:
+		res, err := bundle.Verify(a.Bundle, art, cfg.Signer, cfg.Options)
+		ia.Err = err
+		switch {
+		case res != nil && res.PredicateType == attest.PredicateCosignSign:
+			ia.Kind = attest.KindSignature
+			ia.Signature = &bundle.MessageResult{Signer: res.Signer, SignerID: res.SignerID, Algorithm: "sha256", Digest: art.SHA256, Times: res.Times}
+		case res != nil:
+			ia.Kind, ia.Result = attest.KindAttestation, res
+		case errors.Is(err, bundle.ErrNotAttestation):
+			ia.Kind = attest.KindSignature
+		}
+	}
+	return ia
 }
 
 // Artifact is what one attestation is checked for: target is a file (by
@@ -299,7 +333,13 @@ func Artifact(target string) (bundle.Artifact, error) {
 // Artifact), signed as s and opts require. A refusal wraps ErrDenied and
 // the bundle package's error for its kind; any other error is bad input.
 func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.Result, error) {
-	art, raw, err := readOne(bundlePath, target)
+	return AttestationFrom(SignatureFiles{Bundle: bundlePath}, target, s, opts)
+}
+
+// AttestationFrom is Attestation for a signature in any of the forms
+// SignatureFiles names.
+func AttestationFrom(files SignatureFiles, target string, s bundle.Signer, opts bundle.Options) (*bundle.Result, error) {
+	art, raw, err := readOne(files, target)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +355,13 @@ func Attestation(bundlePath, target string, s bundle.Signer, opts bundle.Options
 // signed as s and opts require. A refusal wraps ErrDenied and the bundle
 // package's error for its kind; any other error is bad input.
 func Blob(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bundle.MessageResult, error) {
-	art, raw, err := readOne(bundlePath, target)
+	return BlobFrom(SignatureFiles{Bundle: bundlePath}, target, s, opts)
+}
+
+// BlobFrom is Blob for a signature in any of the forms SignatureFiles
+// names.
+func BlobFrom(files SignatureFiles, target string, s bundle.Signer, opts bundle.Options) (*bundle.MessageResult, error) {
+	art, raw, err := readOne(files, target)
 	if err != nil {
 		return nil, err
 	}
@@ -326,16 +372,63 @@ func Blob(bundlePath, target string, s bundle.Signer, opts bundle.Options) (*bun
 	return res, nil
 }
 
-// readOne measures target (see Artifact) and reads the bundle file, within
-// its size bound.
-func readOne(bundlePath, target string) (bundle.Artifact, []byte, error) {
+// SignatureFiles are where one signature over one artifact is read from:
+// a bundle file, either a Sigstore bundle or cosign v2's older blob bundle
+// (base64Signature, cert, rekorBundle; told apart by its content), or
+// cosign's detached files. Whatever the form, it becomes a Sigstore bundle
+// (attest.CosignSignature) and goes through the same verifier.
+type SignatureFiles struct {
+	Bundle string
+	// Signature, Certificate and Chain are cosign's detached files
+	// (--output-signature, --output-certificate, and the issuers' PEM),
+	// read when Bundle is empty. Detached files carry no log entry.
+	Signature, Certificate, Chain string
+}
+
+// readOne measures target (see Artifact) and reads the signature files,
+// each within its size bound, as one Sigstore bundle. cosign's older forms
+// that do not parse are refusals (ErrDenied), as a malformed bundle is.
+func readOne(files SignatureFiles, target string) (bundle.Artifact, []byte, error) {
 	art, err := Artifact(target)
 	if err != nil {
 		return art, nil, err
 	}
-	raw, err := readfile.Read(bundlePath, attest.MaxBundleSize)
+	var cs *attest.CosignSignature
+	if files.Bundle != "" {
+		if files.Signature != "" || files.Certificate != "" || files.Chain != "" {
+			return art, nil, errors.New("give a bundle, or cosign's detached signature files, not both")
+		}
+		raw, err := readfile.Read(files.Bundle, attest.MaxBundleSize)
+		if err != nil {
+			return art, nil, fmt.Errorf("bundle: %w", err)
+		}
+		if !attest.IsCosignBlobBundle(raw) {
+			return art, raw, nil
+		}
+		if cs, err = attest.ParseCosignBlobBundle(raw); err != nil {
+			return art, nil, fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+	} else {
+		if files.Signature == "" {
+			return art, nil, errors.New("no signature: give a bundle or a signature file")
+		}
+		var parts [3][]byte
+		for i, p := range []string{files.Signature, files.Certificate, files.Chain} {
+			if p == "" {
+				continue
+			}
+			if parts[i], err = readfile.Read(p, attest.MaxBundleSize); err != nil {
+				return art, nil, err
+			}
+		}
+		if cs, err = attest.ParseCosignDetached(parts[0], parts[1], parts[2]); err != nil {
+			return art, nil, fmt.Errorf("%w: %w", ErrDenied, err)
+		}
+	}
+	sum, _ := hex.DecodeString(art.SHA256) // a folder has none: then only an attestation can verify
+	raw, err := cs.BundleJSON(sum)
 	if err != nil {
-		return art, nil, fmt.Errorf("bundle: %w", err)
+		return art, nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	return art, raw, nil
 }

@@ -50,6 +50,11 @@ type Manifest struct {
 type Evidence struct {
 	Source string
 	Raw    []byte
+	// Payload, when not nil, makes the evidence a cosign image signature
+	// from the .sig tag (attest.Attachment.Payload): the signed simple
+	// signing payload, with Raw the message signature over it (nil for a
+	// keyless one, which cannot be verified yet).
+	Payload []byte
 }
 
 // Deployment is everything a deployment check needs, gathered by the
@@ -91,8 +96,11 @@ type EvidenceResult struct {
 //   - each verified attestation is attached to the components (and the
 //     manifest) whose measured digest it names;
 //   - a signature counts toward signer rules only from an attestation that
-//     vouches for its subjects (see endorses), and once per signer however
-//     many bundles carry it or however many policy names it verifies under;
+//     vouches for its subjects (see endorses), from a message signature
+//     over a component's exact bytes, or from a cosign signature of an
+//     image's exact digest (neither of which is an attestation), and once
+//     per signer however many bundles carry it or however many policy
+//     names it verifies under;
 //   - packages are read only from verified CycloneDX attestations, by
 //     signers the component's cyclonedx attestation rule names (any policy
 //     signer when it names none), walking every nested component;
@@ -232,6 +240,9 @@ func (s *signatures) lists() (signers []string, groups [][]string) {
 // deployment.
 func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	out := EvidenceResult{Source: ev.Source}
+	if ev.Payload != nil {
+		return b.attachImageSignature(out, ev), nil
+	}
 	bun, err := bundle.Parse(ev.Raw)
 	if err != nil {
 		out.Error = err.Error()
@@ -262,6 +273,9 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 			out.Error = "the policy trusts no signer"
 		}
 		return out, nil
+	}
+	if verified.PredicateType == attest.PredicateCosignSign {
+		return b.signedImage(out, verified), nil
 	}
 	var doc *sbomDoc
 	if verified.PredicateType == attest.PredicateCycloneDX {
@@ -361,6 +375,100 @@ func (b *binder) attachMessage(out EvidenceResult, bun *sgbundle.Bundle) Evidenc
 // MessageSignature is the evidence type reported for a message signature,
 // which has no predicate.
 const MessageSignature = "message signature"
+
+// CosignSignature is the evidence type reported for a cosign image
+// signature (the .sig tag, or a statement of type
+// attest.PredicateCosignSign), which has no predicate.
+const CosignSignature = "cosign signature"
+
+// attachImageSignature verifies a cosign image signature of the .sig tag
+// (bundle.ImageSignature: the signature over the payload, then the
+// payload, which must name the image) against every policy signer, for
+// each component whose measured SHA-256 is the digest the payload names.
+// A verified one counts as that signer's signature over the component's
+// bytes, toward its signer rules, once per signer, as a message signature
+// over a file does (attachMessage): no attestation, no packages, never the
+// manifest.
+func (b *binder) attachImageSignature(out EvidenceResult, ev Evidence) EvidenceResult {
+	out.PredicateType = CosignSignature
+	bun, err := bundle.ParseImageSignature(ev.Raw)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	var elsewhere error // a verified signature of another digest
+	for i := range b.components {
+		m := b.d.Components[i]
+		if m.Digest.Algorithm() != digest.SHA256 {
+			continue
+		}
+		art := bundle.Artifact{SHA256: m.Digest.Hex()}
+		var names []string
+		id := ""
+		for _, s := range b.d.Policy.Signers {
+			signer, err := policySigner(s)
+			if err != nil {
+				continue
+			}
+			res, err := bundle.ImageSignature(bun, ev.Payload, art, signer, bundle.Options{Material: b.d.Material})
+			switch {
+			case errors.Is(err, bundle.ErrSubject):
+				elsewhere = err
+				continue
+			case err != nil:
+				if out.Error == "" {
+					out.Error = err.Error()
+				}
+				continue
+			}
+			names, id = append(names, s.Name), res.SignerID
+		}
+		b.countSignature(&out, i, id, names)
+	}
+	switch {
+	case out.Verified:
+	case elsewhere != nil: // about another image (or payload): say which
+		out.Error = elsewhere.Error()
+	case out.Error == "":
+		out.Error = "a cosign signature of no component's digest, by no policy signer"
+	}
+	return out
+}
+
+// signedImage counts a verified statement of type
+// attest.PredicateCosignSign (cosign sign --new-bundle-format) as its
+// signer's signature over each component whose measured SHA-256 it names,
+// toward its signer rules: no attestation, never the manifest.
+func (b *binder) signedImage(out EvidenceResult, verified *bundle.Result) EvidenceResult {
+	names := out.Signers
+	out.Signers, out.PredicateType = nil, CosignSignature
+	for i, m := range b.d.Components {
+		if m.Digest.Algorithm() == digest.SHA256 && bundle.Bind(verified.Statement, bundle.Artifact{SHA256: m.Digest.Hex()}) == nil {
+			b.countSignature(&out, i, verified.SignerID, names)
+		}
+	}
+	if !out.Verified {
+		out.Error = "a cosign signature of no component's digest"
+	}
+	return out
+}
+
+// countSignature counts a signature verified under names (by the signer
+// id) toward component i's signer rules, and reports it.
+func (b *binder) countSignature(out *EvidenceResult, i int, id string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	m := b.d.Components[i]
+	b.compSigs[i].add(id, names)
+	out.Verified, out.Error = true, ""
+	out.Subjects = append(out.Subjects, m.Kind+"/"+m.Name)
+	for _, n := range names {
+		if !slices.Contains(out.Signers, n) {
+			out.Signers = append(out.Signers, n)
+		}
+	}
+}
 
 // aboutDeployment reports whether a vouching attestation that names the
 // manifest's digest is a statement about this deployment, not about some

@@ -198,3 +198,63 @@ func CosignAttestBlob(t testing.TB, key, password, predicateType, predicate, fil
 		"attest-blob", "--new-bundle-format", "--key", key, "--type", predicateType,
 		"--predicate", predicate, "--bundle", bundle, "--tlog-upload=false", "--yes", file)
 }
+
+// CosignSign runs, offline,
+//
+//	cosign sign --key KEY --tlog-upload=false --allow-insecure-registry --yes [EXTRA...] IMAGE
+//
+// with COSIGN_PASSWORD=password: a plain signature of IMAGE (a reference by
+// digest, in a registry on loopback over plain HTTP), which cosign stores as
+// a layer of the tag sha256-<hex>.sig, or, with --new-bundle-format in
+// extra, as a Sigstore bundle referrer.
+func CosignSign(t testing.TB, key, password, image string, extra ...string) {
+	t.Helper()
+	args := append([]string{"sign", "--key", key, "--tlog-upload=false", "--allow-insecure-registry", "--yes"}, extra...)
+	if _, err := runCosign(t, "", cosignEnv(t, "COSIGN_PASSWORD="+password), append(args, image)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CosignVerify runs, offline,
+//
+//	cosign verify --key PUBKEY --trusted-root EMPTY_ROOT --insecure-ignore-tlog \
+//	  --insecure-ignore-sct --allow-insecure-registry IMAGE
+//
+// which checks IMAGE's cosign signatures with pubKey. It returns cosign's
+// output, and an error holding it when cosign refuses.
+func CosignVerify(t testing.TB, pubKey, image string) (string, error) {
+	t.Helper()
+	return runCosign(t, "", cosignEnv(t), "verify", "--key", pubKey, "--trusted-root", EmptyTrustedRoot(t),
+		"--insecure-ignore-tlog", "--insecure-ignore-sct", "--allow-insecure-registry", image)
+}
+
+// CosignAttest runs, offline,
+//
+//	cosign attest --key KEY --type TYPE --predicate PREDICATE --tlog-upload=false \
+//	  --allow-insecure-registry --yes [EXTRA...] IMAGE
+//
+// with COSIGN_PASSWORD=password: an in-toto attestation of IMAGE (by
+// digest, in a registry on loopback over plain HTTP), which cosign v2
+// stores by default as a DSSE layer of the tag sha256-<hex>.att with its
+// verification material in annotations.
+func CosignAttest(t testing.TB, key, password, predicateType, predicate, image string, extra ...string) {
+	t.Helper()
+	args := append([]string{"attest", "--key", key, "--type", predicateType, "--predicate", predicate,
+		"--tlog-upload=false", "--allow-insecure-registry", "--yes"}, extra...)
+	if _, err := runCosign(t, "", cosignEnv(t, "COSIGN_PASSWORD="+password), append(args, image)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CosignVerifyAttestation runs, offline,
+//
+//	cosign verify-attestation --key PUBKEY --type TYPE --trusted-root EMPTY_ROOT \
+//	  --insecure-ignore-tlog --insecure-ignore-sct --allow-insecure-registry IMAGE
+//
+// It returns cosign's output, and an error holding it when cosign refuses.
+func CosignVerifyAttestation(t testing.TB, pubKey, predicateType, image string) (string, error) {
+	t.Helper()
+	return runCosign(t, "", cosignEnv(t), "verify-attestation", "--key", pubKey, "--type", predicateType,
+		"--trusted-root", EmptyTrustedRoot(t), "--insecure-ignore-tlog", "--insecure-ignore-sct",
+		"--allow-insecure-registry", image)
+}

@@ -17,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/trustgate/trustgate/internal/testproc"
 	"github.com/trustgate/trustgate/internal/testtools"
 )
@@ -102,4 +106,23 @@ func start(bin, dir string, attempt int) (string, *testproc.Proc, error) {
 		return "", nil, err
 	}
 	return addr, p, nil
+}
+
+// Image starts a registry (Start) and pushes a random image to it as
+// repoTag ("repo/name:tag"); it returns the image's reference, host:port/repoTag.
+func Image(t testing.TB, repoTag string) string {
+	t.Helper()
+	ref := Start(t) + "/" + repoTag
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }

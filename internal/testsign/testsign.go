@@ -73,6 +73,28 @@ func Message(t testing.TB, k *attest.Key, content []byte) []byte {
 	return marshal(t, b, err)
 }
 
+// ImagePayload is the simple signing payload cosign sign writes for the
+// image ref (repository) at digest ("sha256:<hex>"), byte for byte.
+func ImagePayload(ref, digest string) []byte {
+	return []byte(`{"critical":{"identity":{"docker-reference":"` + ref + `"},"image":{"docker-manifest-digest":"` + digest + `"},"type":"cosign container image signature"},"optional":null}`)
+}
+
+// ImageSignature signs payload with k as cosign sign --key does (the
+// signature that goes in a .sig layer's annotation) and returns the
+// signature and the bundle attest builds from it (attest.SignatureBundle).
+func ImageSignature(t testing.TB, k *attest.Key, payload []byte) (sig, raw []byte) {
+	t.Helper()
+	sig, _, err := k.SignData(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err = attest.SignatureBundle(payload, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig, raw
+}
+
 // Edit decodes a bundle, lets f change it, and encodes it again.
 func Edit(t testing.TB, raw []byte, f func(m map[string]any)) []byte {
 	t.Helper()

@@ -48,7 +48,7 @@ func NewRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       buildinfo.Read().Short(),
 	}
-	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewVerifyBlobCmd(), NewAuditCmd(), NewDemoCmd())
+	root.AddCommand(NewKeygenCmd(), NewSBOMCmd(), NewAttestCmd(), NewAttestationsCmd(), NewPolicyCmd(), NewVerifyCmd(), NewVerifyAttestationCmd(), NewVerifyBlobCmd(), NewVerifyModelCmd(), NewAuditCmd(), NewDemoCmd())
 	root.AddCommand(NewGatewayKeysCmd(), NewAdmissionCmd(), NewVersionCmd(), NewActionCmd(), NewTrustRootCmd())
 	return root
 }

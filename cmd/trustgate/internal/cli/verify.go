@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/report"
@@ -18,6 +19,7 @@ import (
 	"github.com/trustgate/trustgate/verify"
 
 	"github.com/trustgate/trustgate/internal/buildinfo"
+	"github.com/trustgate/trustgate/internal/readfile"
 	"github.com/trustgate/trustgate/internal/safetext"
 )
 
@@ -39,22 +41,72 @@ func (f *identityFlags) set() bool {
 }
 
 type verifyAttestationFlags struct {
-	check          checkFlags
-	bundle, output string
+	check                         checkFlags
+	bundle, output                string
+	signature, certificate, chain string
 }
+
+// register adds the flags that say where the signature is: --bundle (a
+// Sigstore bundle, or cosign v2's older blob bundle), or cosign's
+// detached files.
+func (f *verifyAttestationFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.bundle, "bundle", "", "the bundle: a Sigstore bundle, or cosign's older blob bundle (base64Signature, cert, rekorBundle)")
+	fl.StringVar(&f.signature, "signature", "", "instead of --bundle: cosign's detached signature file (--output-signature)")
+	fl.StringVar(&f.certificate, "certificate", "", "with --signature, keyless: the signing certificate (--output-certificate), PEM")
+	fl.StringVar(&f.chain, "certificate-chain", "", "with --certificate: its issuers, PEM")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
+	f.check.register(cmd)
+}
+
+// files is where the signature is, from the flags.
+func (f *verifyAttestationFlags) files() (verifier.SignatureFiles, error) {
+	if f.output != "text" && f.output != "json" {
+		return verifier.SignatureFiles{}, fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if (f.bundle == "") == (f.signature == "") {
+		return verifier.SignatureFiles{}, errors.New("give --bundle, or --signature (cosign's detached signature), not both")
+	}
+	if f.signature == "" && (f.certificate != "" || f.chain != "") {
+		return verifier.SignatureFiles{}, errors.New("--certificate and --certificate-chain go with --signature")
+	}
+	return verifier.SignatureFiles{Bundle: f.bundle, Signature: f.signature, Certificate: f.certificate, Chain: f.chain}, nil
+}
+
+// source names the signature and its format in the output: a Sigstore
+// bundle, cosign's older blob bundle, or cosign's detached signature.
+func (f *verifyAttestationFlags) source() signatureSource {
+	if f.bundle == "" {
+		return signatureSource{path: f.signature, format: "cosign detached signature"}
+	}
+	format := "bundle"
+	if raw, err := readfile.Read(f.bundle, attest.MaxBundleSize); err == nil && attest.IsCosignBlobBundle(raw) {
+		format = "cosign blob bundle"
+	}
+	return signatureSource{path: f.bundle, format: format}
+}
+
+type signatureSource struct{ path, format string }
 
 // NewVerifyAttestationCmd builds "trustgate verify-attestation".
 func NewVerifyAttestationCmd() *cobra.Command {
 	var f verifyAttestationFlags
 	cmd := &cobra.Command{
-		Use:   "verify-attestation --bundle B (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T] [--trusted-root R] FILE|sha256:DIGEST",
+		Use:   "verify-attestation (--bundle B | --signature S) (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T] [--trusted-root R] FILE|sha256:DIGEST",
 		Short: "Verify one attestation bundle for one artifact (flags as cosign's)",
 		Long: `Verify a Sigstore bundle holding an in-toto attestation for one artifact: the
 signature (by --key, or keyless by the certificate identity and issuer, checked
 against --trusted-root), the log entries and timestamps the trusted root and
 flags require, the DSSE payload type, the statement, the artifact's digest among
 its subjects, and with --type the predicate type. The artifact is a file, a
-folder (by its h1 tree digest), or sha256:DIGEST. Nothing is fetched.
+folder (by its h1 tree digest), or sha256:DIGEST. Nothing is fetched but,
+for keyless without --trusted-root, the trusted root through TUF.
+
+cosign v2's older formats are read too, and checked the same way: the blob
+bundle attest-blob --bundle writes without --new-bundle-format
+(base64Signature, cert, rekorBundle: its Rekor signed entry timestamp is
+verified offline against the trusted root's Rekor keys), and the envelope
+--output-signature writes (--signature).
 
 Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 		Args: cobra.ExactArgs(1),
@@ -62,23 +114,20 @@ Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 			return runVerifyAttestation(cmd, f, args[0])
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.bundle, "bundle", "", "the bundle (required)")
-	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
-	f.check.register(cmd)
-	_ = cmd.MarkFlagRequired("bundle")
+	f.register(cmd)
 	return cmd
 }
 
 func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target string) error {
-	if f.output != "text" && f.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", f.output)
+	files, err := f.files()
+	if err != nil {
+		return err
 	}
 	signer, opts, err := f.check.build(cmd.Context())
 	if err != nil {
 		return err
 	}
-	res, err := verifier.Attestation(f.bundle, target, signer, opts)
+	res, err := verifier.AttestationFrom(files, target, signer, opts)
 	if err != nil && !errors.Is(err, verifier.ErrDenied) {
 		return err
 	}
@@ -86,18 +135,18 @@ func runVerifyAttestation(cmd *cobra.Command, f verifyAttestationFlags, target s
 	if err == nil {
 		passed = map[string]any{"signer": res.Signer, "predicateType": res.PredicateType}
 	}
-	return reportOne(cmd, f.output, target, f.bundle, err, passed, func() string {
+	return reportOne(cmd, f.output, target, f.source(), err, passed, func() string {
 		return res.PredicateType + " signed by " + signerName(signer)
 	})
 }
 
-// reportOne prints the verdict on one bundle for one artifact, as text or
-// JSON (artifact, bundle, verified, and the error or the fields of
-// passed), and returns the denial's exit error.
-func reportOne(cmd *cobra.Command, output, target, bundlePath string, verr error, passed map[string]any, what func() string) error {
+// reportOne prints the verdict on one signature for one artifact, as text
+// or JSON (artifact, bundle: the signature's file, format, verified, and
+// the error or the fields of passed), and returns the denial's exit error.
+func reportOne(cmd *cobra.Command, output, target string, src signatureSource, verr error, passed map[string]any, what func() string) error {
 	out := cmd.OutOrStdout()
 	if output == "json" {
-		doc := map[string]any{"artifact": target, "bundle": bundlePath, "verified": verr == nil}
+		doc := map[string]any{"artifact": target, "bundle": src.path, "format": src.format, "verified": verr == nil}
 		if verr != nil {
 			doc["error"] = verr.Error()
 		}
@@ -110,9 +159,9 @@ func reportOne(cmd *cobra.Command, output, target, bundlePath string, verr error
 			return err
 		}
 	} else if verr == nil {
-		fmt.Fprintf(out, "PASS  %s  %s (bundle %s)\n", target, what(), bundlePath)
+		fmt.Fprintf(out, "PASS  %s  %s (%s %s)\n", target, what(), src.format, src.path)
 	} else {
-		fmt.Fprintf(out, "FAIL  %s  %s (bundle %s)\n", target, safetext.Line(verr.Error()), bundlePath)
+		fmt.Fprintf(out, "FAIL  %s  %s (%s %s)\n", target, safetext.Line(verr.Error()), src.format, src.path)
 	}
 	if verr != nil {
 		return &exitError{code: ExitDenied, err: fmt.Errorf("%s: not verified", target)}
@@ -124,7 +173,7 @@ func reportOne(cmd *cobra.Command, output, target, bundlePath string, verr error
 func NewVerifyBlobCmd() *cobra.Command {
 	var f verifyAttestationFlags
 	cmd := &cobra.Command{
-		Use:   "verify-blob --bundle B (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--trusted-root R] FILE|sha256:DIGEST",
+		Use:   "verify-blob (--bundle B | --signature S [--certificate C]) (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--trusted-root R] FILE|sha256:DIGEST",
 		Short: "Verify a message signature over one artifact (cosign sign-blob --bundle, flags as cosign's)",
 		Long: `Verify a Sigstore bundle holding a message signature over one artifact, as
 cosign sign-blob --bundle, sigstore-python and GitHub release signing make
@@ -133,7 +182,16 @@ the certificate identity and issuer, checked against --trusted-root), and the
 log entries and timestamps the trusted root and flags require. The artifact
 is a file or sha256:DIGEST. A message signature says the signer signed these
 bytes, and nothing more: it is no attestation (verify-attestation refuses it,
-and this command refuses an attestation). Nothing is fetched.
+and this command refuses an attestation). Nothing is fetched but, for
+keyless without --trusted-root, the trusted root through TUF.
+
+cosign v2's older formats are read too, and checked the same way: the blob
+bundle sign-blob --bundle writes without --new-bundle-format
+(base64Signature, cert, rekorBundle: its Rekor signed entry timestamp is
+verified offline against the trusted root's Rekor keys), and the detached
+--output-signature and --output-certificate files (--signature,
+--certificate; with no log entry, a keyless one has no verified time and is
+refused).
 
 Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 		Args: cobra.ExactArgs(1),
@@ -141,14 +199,15 @@ Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 			if f.check.predType != "" {
 				return errors.New("--type: a message signature has no predicate type")
 			}
-			if f.output != "text" && f.output != "json" {
-				return fmt.Errorf("--output %q: want text or json", f.output)
+			files, err := f.files()
+			if err != nil {
+				return err
 			}
 			signer, opts, err := f.check.build(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := verifier.Blob(f.bundle, args[0], signer, opts)
+			res, err := verifier.BlobFrom(files, args[0], signer, opts)
 			if err != nil && !errors.Is(err, verifier.ErrDenied) {
 				return err
 			}
@@ -156,17 +215,13 @@ Exit 0 when it verifies, 1 when it does not, 2 for bad input.`,
 			if err == nil {
 				passed = map[string]any{"signer": res.Signer, "digest": res.Algorithm + ":" + res.Digest}
 			}
-			return reportOne(cmd, f.output, args[0], f.bundle, err, passed, func() string {
+			return reportOne(cmd, f.output, args[0], f.source(), err, passed, func() string {
 				return "message signature by " + signerName(signer)
 			})
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.bundle, "bundle", "", "the bundle (required)")
-	fl.StringVarP(&f.output, "output", "o", "text", "text or json")
-	f.check.register(cmd)
+	f.register(cmd)
 	_ = cmd.Flags().MarkHidden("type")
-	_ = cmd.MarkFlagRequired("bundle")
 	return cmd
 }
 

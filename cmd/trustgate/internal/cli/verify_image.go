@@ -69,12 +69,29 @@ func newVerifyImageCmd() *cobra.Command {
 	var f checkFlags
 	cmd := &cobra.Command{
 		Use:   "image REF (--key PUB | --certificate-identity[-regexp] X --certificate-oidc-issuer[-regexp] Y) [--type T]",
-		Short: "Verify the attestations stored beside an image",
+		Short: "Verify the attestations and signatures stored beside an image",
 		Long: `Resolve an image reference to the digest its registry serves now, find the
-attestations stored beside it (OCI 1.1 referrers first, then the cosign tag
-sha256-<hex>.att), and verify each for that digest, signed as the flags say.
-It passes when at least one verifies (of --type, if given); every attestation
-is listed with where it was found and what became of it.
+attestations and signatures stored beside it (OCI 1.1 referrers first, then
+the cosign tags sha256-<hex>.att and sha256-<hex>.sig), and verify each for
+that digest, signed as the flags say. Every one is listed with where it was
+found and what became of it.
+
+A cosign signature (cosign sign: a layer of the .sig tag, or a Sigstore
+bundle stored as a referrer with --new-bundle-format) verifies when its
+signature over its payload verifies and the payload names this very
+digest. It says the signer signed the image, and attests nothing: with
+--type it is shown as not counting.
+
+Entries cosign writes in its tag scheme keep their verification material
+in annotations (the certificate and its chain, the Rekor signed entry
+timestamp, an RFC 3161 timestamp): they are read strictly into a Sigstore
+bundle and verified as one, offline, against --trusted-root (a Rekor SET
+as a v0.1 bundle's inclusion promise). Each line says which format the
+entry was in.
+
+Without --type the image passes when at least one attestation or signature
+verifies (as cosign verify does for signatures); with --type, when an
+attestation of that type does.
 
 Exit 0 when one verifies, 1 when none does, 2 for bad input.`,
 		Args: cobra.ExactArgs(1),
@@ -97,20 +114,46 @@ func runVerifyImage(cmd *cobra.Command, f checkFlags, ref string) error {
 	}
 	out := cmd.OutOrStdout()
 	for _, a := range res.Attestations {
-		where := safetext.Quote(a.Source + " " + a.Digest)
-		if a.Err != nil {
-			fmt.Fprintf(out, "FAIL  %s  %s: %s\n", res.Image, where, safetext.Line(a.Err.Error()))
-			continue
-		}
-		fmt.Fprintf(out, "PASS  %s  %s: %s signed by %s\n", res.Image, where, a.Result.PredicateType, signerName(signer))
+		fmt.Fprintf(out, "%s  %s  %s (%s): %s\n", imageVerdict(a), res.Image, safetext.Quote(a.Source+" "+a.Digest), a.Format, imageEntryLine(a, signer, opts))
 	}
 	if len(res.Attestations) == 0 {
-		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it (referrers or cosign tag)\n", res.Image)
+		fmt.Fprintf(out, "FAIL  %s  no attestation stored beside it, and no signature (referrers, cosign tags .att and .sig)\n", res.Image)
 	}
 	if !res.Passed() {
-		return &exitError{code: ExitDenied, err: errors.New(res.Image.String() + ": no attestation verifies")}
+		what := "no attestation or signature verifies"
+		if opts.PredicateType != "" {
+			what = "no attestation of type " + opts.PredicateType + " verifies"
+		}
+		return &exitError{code: ExitDenied, err: errors.New(res.Image.String() + ": " + what)}
 	}
 	return nil
+}
+
+// imageVerdict is PASS, FAIL, or SKIP for a signature that verified and
+// does not count, --type being given.
+func imageVerdict(a verifier.ImageAttestation) string {
+	switch {
+	case a.Err == nil:
+		return "PASS"
+	case errors.Is(a.Err, bundle.ErrNotAttestation):
+		return "SKIP"
+	}
+	return "FAIL"
+}
+
+// imageEntryLine says what became of one entry beside an image.
+func imageEntryLine(a verifier.ImageAttestation, signer bundle.Signer, opts bundle.Options) string {
+	switch {
+	case errors.Is(a.Err, bundle.ErrNotAttestation):
+		return fmt.Sprintf("cosign signature signed by %s, not counted: a signature attests no predicate type, and --type %s was given", signerName(signer), opts.PredicateType)
+	case a.Err != nil && a.Kind == attest.KindSignature:
+		return "cosign signature: " + safetext.Line(a.Err.Error())
+	case a.Err != nil:
+		return safetext.Line(a.Err.Error())
+	case a.Signature != nil:
+		return "cosign signature signed by " + signerName(signer)
+	}
+	return a.Result.PredicateType + " signed by " + signerName(signer)
 }
 
 // signerName names the signer the caller required (never the label a bundle
