@@ -52,8 +52,8 @@ type Evidence struct {
 	Raw    []byte
 	// Payload, when not nil, makes the evidence a cosign image signature
 	// from the .sig tag (attest.Attachment.Payload): the signed simple
-	// signing payload, with Raw the message signature over it (nil for a
-	// keyless one, which cannot be verified yet).
+	// signing payload, with Raw the bundle of the message signature over
+	// it.
 	Payload []byte
 }
 
@@ -338,33 +338,13 @@ func (b *binder) attachMessage(out EvidenceResult, bun *sgbundle.Bundle) Evidenc
 			continue
 		}
 		art := bundle.Artifact{SHA256: m.Digest.Hex()}
-		var names []string
-		id := ""
-		for _, s := range b.d.Policy.Signers {
-			signer, err := policySigner(s)
-			if err != nil {
-				continue
-			}
-			res, err := bundle.Message(bun, art, signer, bundle.Options{Material: b.d.Material})
-			if err != nil {
-				if out.Error == "" && !errors.Is(err, bundle.ErrSubject) {
-					out.Error = err.Error()
-				}
-				continue
-			}
-			names, id = append(names, s.Name), res.SignerID
+		names, id, err, _ := b.policySigners(func(s bundle.Signer) (*bundle.MessageResult, error) {
+			return bundle.Message(bun, art, s, bundle.Options{Material: b.d.Material})
+		})
+		if err != nil && out.Error == "" {
+			out.Error = err.Error()
 		}
-		if len(names) == 0 {
-			continue
-		}
-		b.compSigs[i].add(id, names)
-		out.Verified, out.Error = true, ""
-		out.Subjects = append(out.Subjects, m.Kind+"/"+m.Name)
-		for _, n := range names {
-			if !slices.Contains(out.Signers, n) {
-				out.Signers = append(out.Signers, n)
-			}
-		}
+		b.countSignature(&out, i, id, names)
 	}
 	if !out.Verified && out.Error == "" {
 		out.Error = "a message signature over no component's exact bytes, by no policy signer"
@@ -384,7 +364,8 @@ const CosignSignature = "cosign signature"
 // attachImageSignature verifies a cosign image signature of the .sig tag
 // (bundle.ImageSignature: the signature over the payload, then the
 // payload, which must name the image) against every policy signer, for
-// each component whose measured SHA-256 is the digest the payload names.
+// each image component whose measured SHA-256 is the digest the payload
+// names (a file that happens to hash the same is no image).
 // A verified one counts as that signer's signature over the component's
 // bytes, toward its signer rules, once per signer, as a message signature
 // over a file does (attachMessage): no attestation, no packages, never the
@@ -399,29 +380,18 @@ func (b *binder) attachImageSignature(out EvidenceResult, ev Evidence) EvidenceR
 	var elsewhere error // a verified signature of another digest
 	for i := range b.components {
 		m := b.d.Components[i]
-		if m.Digest.Algorithm() != digest.SHA256 {
-			continue
+		if m.Kind != "image" || m.Digest.Algorithm() != digest.SHA256 {
+			continue // a cosign signature names an image manifest's digest
 		}
 		art := bundle.Artifact{SHA256: m.Digest.Hex()}
-		var names []string
-		id := ""
-		for _, s := range b.d.Policy.Signers {
-			signer, err := policySigner(s)
-			if err != nil {
-				continue
-			}
-			res, err := bundle.ImageSignature(bun, ev.Payload, art, signer, bundle.Options{Material: b.d.Material})
-			switch {
-			case errors.Is(err, bundle.ErrSubject):
-				elsewhere = err
-				continue
-			case err != nil:
-				if out.Error == "" {
-					out.Error = err.Error()
-				}
-				continue
-			}
-			names, id = append(names, s.Name), res.SignerID
+		names, id, err, subject := b.policySigners(func(s bundle.Signer) (*bundle.MessageResult, error) {
+			return bundle.ImageSignature(bun, ev.Payload, art, s, bundle.Options{Material: b.d.Material})
+		})
+		if err != nil && out.Error == "" {
+			out.Error = err.Error()
+		}
+		if subject != nil {
+			elsewhere = subject
 		}
 		b.countSignature(&out, i, id, names)
 	}
@@ -437,13 +407,13 @@ func (b *binder) attachImageSignature(out EvidenceResult, ev Evidence) EvidenceR
 
 // signedImage counts a verified statement of type
 // attest.PredicateCosignSign (cosign sign --new-bundle-format) as its
-// signer's signature over each component whose measured SHA-256 it names,
+// signer's signature over each image whose measured SHA-256 it names,
 // toward its signer rules: no attestation, never the manifest.
 func (b *binder) signedImage(out EvidenceResult, verified *bundle.Result) EvidenceResult {
 	names := out.Signers
 	out.Signers, out.PredicateType = nil, CosignSignature
 	for i, m := range b.d.Components {
-		if m.Digest.Algorithm() == digest.SHA256 && bundle.Bind(verified.Statement, bundle.Artifact{SHA256: m.Digest.Hex()}) == nil {
+		if m.Kind == "image" && m.Digest.Algorithm() == digest.SHA256 && bundle.Bind(verified.Statement, bundle.Artifact{SHA256: m.Digest.Hex()}) == nil {
 			b.countSignature(&out, i, verified.SignerID, names)
 		}
 	}
@@ -451,6 +421,31 @@ func (b *binder) signedImage(out EvidenceResult, verified *bundle.Result) Eviden
 		out.Error = "a cosign signature of no component's digest"
 	}
 	return out
+}
+
+// policySigners verifies one signature (by verify, for one artifact)
+// under each policy signer: the names it verifies under and the signer's
+// id; of the refusals, the first that is not about the subject, and one
+// that is (a signature over other bytes).
+func (b *binder) policySigners(verify func(bundle.Signer) (*bundle.MessageResult, error)) (names []string, id string, firstErr, subjectErr error) {
+	for _, s := range b.d.Policy.Signers {
+		signer, err := policySigner(s)
+		if err != nil {
+			continue
+		}
+		res, err := verify(signer)
+		switch {
+		case errors.Is(err, bundle.ErrSubject):
+			subjectErr = err
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		default:
+			names, id = append(names, s.Name), res.SignerID
+		}
+	}
+	return names, id, firstErr, subjectErr
 }
 
 // countSignature counts a signature verified under names (by the signer

@@ -66,6 +66,9 @@ func TestCosignSignatureCountsForSigners(t *testing.T) {
 		says string
 	}{
 		{"a payload naming another digest", imageSig(t, fx.key, otherImg), "the signed payload names " + otherImg.String()},
+		// A file that hashes to the digest a cosign signature names is no
+		// image: the signature counts for images alone.
+		{"a payload naming the gateway file's digest", imageSig(t, fx.key, fx.gw), "the signed payload names " + fx.gw.String()},
 		{"a statement naming another digest", signStatementJSON(t, fx.key, otherImg), "a cosign signature of no component's digest"},
 		{"by a key the policy does not trust", imageSig(t, other, img), "signature does not verify"},
 		{"a swapped payload", Evidence{Source: "x", Raw: signed.Raw, Payload: imageSig(t, fx.key, otherImg).Payload}, "not over this payload"},
