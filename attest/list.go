@@ -136,8 +136,19 @@ func readReferrer(ref name.Digest, d v1.Descriptor, opts []remote.Option) (a Att
 	return Attachment{Source: SourceReferrer, Digest: ref.DigestStr(), Kind: kindOf(info.predicateType), Format: FormatBundle, PredicateType: info.predicateType, Signer: info.signer, Bundle: info.raw}, true, nil
 }
 
+// tagAttachments reads the layers of img's cosign tag .att: at most
+// MaxAttachments, each at most MaxBundleSize bytes. Layers of other media
+// types are left out; a DSSE layer that cannot be read fails the listing
+// (ErrAttachment).
 func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error) {
-	tag := CosignTag(img)
+	return cosignTagLayers(CosignTag(img), dsseMediaType, MaxBundleSize, opts, tagEntry)
+}
+
+// cosignTagLayers reads the layers of one of cosign's tags (.att, .sig)
+// that have mediaType, at most MaxAttachments of them and each at most
+// maxSize bytes, and lists each with entry. No tag is no entry; a tag that
+// is no image, or a layer that cannot be read, fails the listing.
+func cosignTagLayers(tag name.Tag, mediaType types.MediaType, maxSize int64, opts []remote.Option, entry func(data []byte, ann map[string]string) (Attachment, error)) ([]Attachment, error) {
 	m, err := tagImage(tag, opts)
 	if err != nil || m == nil {
 		return nil, err
@@ -147,18 +158,21 @@ func tagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error)
 		return nil, fmt.Errorf("%w: %s: %w", ErrAttachment, tag, err)
 	}
 	if len(mf.Layers) > MaxAttachments {
-		return nil, fmt.Errorf("%w: more than %d attestations in %s", ErrAttachment, MaxAttachments, tag)
+		return nil, fmt.Errorf("%w: more than %d entries in %s", ErrAttachment, MaxAttachments, tag)
 	}
 	var out []Attachment
 	for _, l := range mf.Layers {
-		if l.MediaType != dsseMediaType {
+		if l.MediaType != mediaType {
 			continue
 		}
-		env, err := readBlob(m, l)
+		if l.Size > maxSize {
+			return nil, fmt.Errorf("%w: %s layer %s: %d bytes (limit %d)", ErrAttachment, tag, l.Digest, l.Size, maxSize)
+		}
+		data, err := readBlob(m, l)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
 		}
-		a, err := tagEntry(env, l.Annotations)
+		a, err := entry(data, l.Annotations)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
 		}

@@ -70,38 +70,7 @@ func SignatureTag(img name.Digest) name.Tag {
 // media types are left out; a simple signing layer that cannot be read
 // fails the listing (ErrAttachment).
 func sigTagAttachments(img name.Digest, opts []remote.Option) ([]Attachment, error) {
-	tag := SignatureTag(img)
-	m, err := tagImage(tag, opts)
-	if err != nil || m == nil {
-		return nil, err
-	}
-	mf, err := m.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrAttachment, tag, err)
-	}
-	if len(mf.Layers) > MaxAttachments {
-		return nil, fmt.Errorf("%w: more than %d signatures in %s", ErrAttachment, MaxAttachments, tag)
-	}
-	var out []Attachment
-	for _, l := range mf.Layers {
-		if l.MediaType != simpleSigningMediaType {
-			continue
-		}
-		if l.Size > MaxSignaturePayload {
-			return nil, fmt.Errorf("%w: %s layer %s: a payload of %d bytes (limit %d)", ErrAttachment, tag, l.Digest, l.Size, MaxSignaturePayload)
-		}
-		payload, err := readBlob(m, l)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
-		}
-		a, err := sigEntry(payload, l.Annotations)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s layer %s: %w", ErrAttachment, tag, l.Digest, err)
-		}
-		a.Digest = l.Digest.String()
-		out = append(out, a)
-	}
-	return out, nil
+	return cosignTagLayers(SignatureTag(img), simpleSigningMediaType, MaxSignaturePayload, opts, sigEntry)
 }
 
 // sigEntry lists one .sig layer: its payload, and the bundle its signature

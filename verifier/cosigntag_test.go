@@ -13,8 +13,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
@@ -95,15 +93,7 @@ func cosignTagScheme(t *testing.T, ref string) map[string]string {
 	}
 	// Another image in the same repository, signed and attested by the
 	// same key.
-	img2, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(img.Context().Tag("2.0"), img2); err != nil {
-		t.Fatal(err)
-	}
-	d2, _ := img2.Digest()
-	other := img.Context().Digest(d2.String())
+	other := testutil.PushRandom(t, img.Context().Tag("2.0"))
 
 	dir := t.TempDir()
 	key, pub := interop.CosignGenerateKeyPair(t, dir, cosignPassword)

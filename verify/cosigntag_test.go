@@ -8,10 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/internal/interop"
@@ -34,7 +30,7 @@ func TestDeploymentCountsCosignTagEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := pushRandom(t, img.Context().Tag("2.0"))
+	other := testutil.PushRandom(t, img.Context().Tag("2.0"))
 
 	dir := t.TempDir()
 	const password = "cosign test password"
@@ -104,21 +100,4 @@ func TestDeploymentCountsCosignTagEntries(t *testing.T) {
 	testutil.WriteSigTag(t, img, goodSig...)
 	testutil.WriteTag(t, testutil.AttTag(t, img), testutil.DSSEMediaType, goodAtt...)
 	t.Run("restored", func(t *testing.T) { expectAllowed(t, check(t)) })
-}
-
-// pushRandom pushes a random image as tag and returns it by digest.
-func pushRandom(t *testing.T, tag name.Tag) name.Digest {
-	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tag.Context().Digest(d.String())
 }

@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/trustgate/trustgate/internal/testproc"
+	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/internal/testtools"
 )
 
@@ -117,12 +116,6 @@ func Image(t testing.TB, repoTag string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
+	testutil.PushRandom(t, tag)
 	return ref
 }

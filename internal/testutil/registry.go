@@ -29,11 +29,23 @@ func Registry(t testing.TB, referrers bool, wrap func(http.Handler) http.Handler
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/" + repoTag
-	img, err := random.Image(256, 1)
+	tag, err := name.NewTag(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := name.NewTag(ref)
+	d := PushRandom(t, tag)
+	hash, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, hash
+}
+
+// PushRandom pushes a random image (one small layer) as tag and returns it
+// by digest.
+func PushRandom(t testing.TB, tag name.Tag) name.Digest {
+	t.Helper()
+	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,5 +56,5 @@ func Registry(t testing.TB, referrers bool, wrap func(http.Handler) http.Handler
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ref, d
+	return tag.Context().Digest(d.String())
 }
