@@ -463,7 +463,7 @@ func copyContext(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) 
 			return n, err
 		}
 		k, err := src.Read(buf)
-		dst.Write(buf[:k]) // a hash never fails to write
+		_, _ = dst.Write(buf[:k]) // a hash never fails to write
 		n += int64(k)
 		if err == io.EOF {
 			return n, nil

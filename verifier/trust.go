@@ -89,7 +89,7 @@ func (s TrustedRootSource) Load(ctx context.Context) (root.TrustedMaterial, erro
 		tr, _, err = tufroot.Load(dir, time.Now())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("Sigstore trusted root: %w", err)
+		return nil, fmt.Errorf("the Sigstore trusted root: %w", err)
 	}
 	return tr, nil
 }
