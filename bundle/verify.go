@@ -91,6 +91,13 @@ type Options struct {
 	// transparency log entry and for an RFC 3161 timestamp. A keyless
 	// signature always needs a log entry and a time.
 	RequireLog, RequireTimestamp bool
+	// KeylessWithoutLog, an explicit opt-in (cosign's
+	// --insecure-ignore-tlog), lets a keyless signature go without a
+	// transparency log entry: it then needs an RFC 3161 timestamp from a
+	// timestamp authority of Material, and its certificate is checked at
+	// that time. Nobody can audit such a signature in a public log: a
+	// stolen OIDC token leaves no trace. It conflicts with RequireLog.
+	KeylessWithoutLog bool
 }
 
 // Result is what a verified attestation says.
@@ -291,6 +298,14 @@ func verifySignature(b *sgbundle.Bundle, s Signer, opts Options, artifact sgveri
 			return nil, fmt.Errorf("%w: a keyless signature needs a trusted root", ErrNoSigner)
 		}
 		vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
+		switch {
+		case opts.KeylessWithoutLog && opts.RequireLog:
+			return nil, fmt.Errorf("%w: a log entry both required and waived", ErrNoSigner)
+		case opts.KeylessWithoutLog:
+			// No log: the time must come from a timestamp authority, never
+			// from the clock (the certificate is valid for minutes).
+			vopts = []sgverify.VerifierOption{sgverify.WithSignedTimestamps(1)}
+		}
 		if len(opts.Material.CTLogs()) > 0 {
 			vopts = append(vopts, sgverify.WithSignedCertificateTimestamps(1))
 		}

@@ -105,3 +105,49 @@ func TestVirtualKeyless(t *testing.T) {
 		t.Fatalf("the same signer twice: %v, %q vs %q", err, r1.SignerID, r2.SignerID)
 	}
 }
+
+// A keyless bundle without a log entry is refused for it, unless the
+// caller waives the log explicitly (KeylessWithoutLog); then an RFC 3161
+// timestamp must vouch for the time instead, and the identity is checked
+// as ever. Waiving and requiring the log at once is bad input.
+func TestKeylessWithoutLog(t *testing.T) {
+	v := testsign.NewVirtual(t)
+	const who = "signer@example.com"
+	a := Artifact{Name: "A", SHA256: sum("artifact A")}
+	full := v.Keyless(t, who, []byte(statementJSON(attest.StatementType, a.SHA256, attest.PredicateCycloneDX)))
+	strip := func(fields ...string) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(full, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fields {
+			delete(m["verificationMaterial"].(map[string]any), f)
+		}
+		out, _ := json.Marshal(m)
+		return out
+	}
+	unlogged, bare := strip("tlogEntries"), strip("tlogEntries", "timestampVerificationData")
+	id, _ := NewIdentity(testsign.Issuer, "", who, "")
+	someone, _ := NewIdentity(testsign.Issuer, "", "someone@example.com", "")
+	waived := Options{Material: v.TrustedMaterial(), KeylessWithoutLog: true}
+	for _, c := range []struct {
+		name string
+		raw  []byte
+		s    *Identity
+		opts Options
+		want error
+	}{
+		{"no log, not waived", unlogged, id, Options{Material: v.TrustedMaterial()}, ErrLog},
+		{"no log, waived", unlogged, id, waived, nil},
+		{"no log, waived, another identity", unlogged, someone, waived, ErrUntrustedSigner},
+		{"no log and no timestamp, waived", bare, id, waived, ErrTimestamp},
+		{"waived and required", unlogged, id, Options{Material: v.TrustedMaterial(), KeylessWithoutLog: true, RequireLog: true}, ErrNoSigner},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Verify(c.raw, a, Signer{Identity: c.s}, c.opts)
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}

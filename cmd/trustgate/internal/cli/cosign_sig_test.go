@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/interop"
 	"github.com/trustgate/trustgate/internal/registrytest"
+	"github.com/trustgate/trustgate/internal/sigstoretest"
 	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/pin"
 )
@@ -171,4 +173,43 @@ func TestVerifyImageCosignAttestationOnDockerRegistry(t *testing.T) {
 		t.Fatalf("attestations: exit %d:\n%s", code, stdout)
 	}
 	tr.sweep(key)
+}
+
+// A keyless cosign signature made without a log (cosign sign against the
+// local Fulcio, --tlog-upload=false, a timestamp from the local TSA) is
+// refused by default for its missing log entry, and passes verify image
+// only with the explicit --insecure-ignore-tlog, for its signer alone;
+// --insecure-ignore-tlog with --key is bad input.
+func TestVerifyImageKeylessWithoutLog(t *testing.T) {
+	interop.Cosign(t)
+	env := sigstoretest.Start(t)
+	tr := &transcript{t: t}
+	ref := registrytest.Image(t, "ai/gateway:1.0")
+	img, _, err := attest.ImageSubject(context.Background(), ref, pin.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interop.CosignSignKeyless(t, interop.CosignKeyless{
+		FulcioURL: env.FulcioURL, IssuerURL: env.IssuerURL, TSAURL: env.TSAURL,
+		TrustedRoot: env.TrustedRootPath, Token: env.Token(t, sigstoretest.DefaultIdentity),
+	}, img.String())
+	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
+	keyless := []string{"verify", "image", ref, "--certificate-identity", san, "--certificate-oidc-issuer", issuer, "--trusted-root", env.TrustedRootPath}
+
+	code, stdout, _ := tr.run(keyless...)
+	if code != cli.ExitDenied || !strings.Contains(stdout, "FAIL  ") || !strings.Contains(stdout, "transparency log") {
+		t.Fatalf("no log, no opt-in: exit %d:\n%s", code, stdout)
+	}
+	code, stdout, stderr := tr.run(append(keyless, "--insecure-ignore-tlog")...)
+	if code != 0 || !strings.Contains(stdout, "PASS  "+img.String()+"  tag .sig sha256:") || !strings.Contains(stdout, "(cosign annotations): cosign signature signed by ") {
+		t.Fatalf("--insecure-ignore-tlog: exit %d:\n%s%s", code, stdout, stderr)
+	}
+	other := slices.Clone(keyless)
+	other[4] = "someone-else@sigstoretest.example.com"
+	if code, stdout, _ := tr.run(append(other, "--insecure-ignore-tlog")...); code != cli.ExitDenied || !strings.Contains(stdout, "FAIL  ") {
+		t.Fatalf("another identity: exit %d:\n%s", code, stdout)
+	}
+	if code, _, stderr := tr.run("verify", "image", ref, "--key", env.TrustedRootPath, "--insecure-ignore-tlog"); code != cli.ExitUsage || !strings.Contains(stderr, "--insecure-ignore-tlog is for keyless signatures") {
+		t.Fatalf("with --key: exit %d: %s", code, stderr)
+	}
 }

@@ -21,6 +21,8 @@ type checkFlags struct {
 	material                materialFlags
 	id                      identityFlags
 	requireLog, requireTime bool
+	// keylessWithoutLog is --insecure-ignore-tlog.
+	keylessWithoutLog bool
 }
 
 func (f *checkFlags) register(cmd *cobra.Command) {
@@ -30,6 +32,7 @@ func (f *checkFlags) register(cmd *cobra.Command) {
 	f.material.register(cmd, true)
 	fl.BoolVar(&f.requireLog, "require-tlog", false, "with --key: require a transparency log entry")
 	fl.BoolVar(&f.requireTime, "require-timestamp", false, "with --key: require an RFC 3161 timestamp")
+	fl.BoolVar(&f.keylessWithoutLog, "insecure-ignore-tlog", false, "keyless: accept a signature with no transparency log entry when an RFC 3161 timestamp from the trusted root's TSA vouches for its time (cosign --tlog-upload=false --timestamp-server-url); nothing public records such a signature")
 	f.id.register(cmd, "")
 }
 
@@ -52,6 +55,10 @@ func (f *checkFlags) build(ctx context.Context) (bundle.Signer, bundle.Options, 
 		return s, opts, err
 	}
 	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
+	if f.keylessWithoutLog && (f.key != "" || f.requireLog) {
+		return s, opts, errors.New("--insecure-ignore-tlog is for keyless signatures, without --require-tlog")
+	}
+	opts.KeylessWithoutLog = f.keylessWithoutLog
 	if f.key != "" {
 		keys, err := verifier.PublicKeys([]string{f.key})
 		if err != nil {
