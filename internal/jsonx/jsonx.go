@@ -27,6 +27,9 @@ func NoDuplicateKeys(data []byte, maxDepth int) error {
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
+			if len(stack) > 0 {
+				return errors.New("not valid JSON: it ends inside an object or array")
+			}
 			return nil
 		}
 		if err != nil {
