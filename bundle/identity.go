@@ -29,6 +29,13 @@ type Identity struct {
 	IssuerRegexp  string `yaml:"issuerRegexp,omitempty" json:"issuerRegexp,omitempty"`
 	Subject       string `yaml:"subject,omitempty" json:"subject,omitempty"`
 	SubjectRegexp string `yaml:"subjectRegexp,omitempty" json:"subjectRegexp,omitempty"`
+	// IgnoreTlog, an explicit opt-in (cosign's --insecure-ignore-tlog,
+	// Kyverno's ignoreTlog), accepts this identity's signatures without a
+	// transparency log entry: an RFC 3161 timestamp from a timestamp
+	// authority of the trusted root must then vouch for the time the
+	// certificate is checked at. Nothing public records such a signature,
+	// so a stolen OIDC token leaves no trace.
+	IgnoreTlog bool `yaml:"ignoreTlog,omitempty" json:"ignoreTlog,omitempty"`
 
 	issuerRE, subjectRE *regexp.Regexp
 }
@@ -101,6 +108,9 @@ func (id *Identity) String() string {
 	}
 	if i == "" {
 		i = "/" + id.IssuerRegexp + "/"
+	}
+	if id.IgnoreTlog {
+		return s + " (issuer " + i + ", no log required)"
 	}
 	return s + " (issuer " + i + ")"
 }

@@ -89,15 +89,9 @@ type Options struct {
 	PredicateType string
 	// RequireLog and RequireTimestamp ask a key signature for a
 	// transparency log entry and for an RFC 3161 timestamp. A keyless
-	// signature always needs a log entry and a time.
+	// signature always needs a log entry and a time, unless its identity
+	// waives the log (Identity.IgnoreTlog).
 	RequireLog, RequireTimestamp bool
-	// KeylessWithoutLog, an explicit opt-in (cosign's
-	// --insecure-ignore-tlog), lets a keyless signature go without a
-	// transparency log entry: it then needs an RFC 3161 timestamp from a
-	// timestamp authority of Material, and its certificate is checked at
-	// that time. Nobody can audit such a signature in a public log: a
-	// stolen OIDC token leaves no trace. It conflicts with RequireLog.
-	KeylessWithoutLog bool
 }
 
 // Result is what a verified attestation says.
@@ -299,9 +293,9 @@ func verifySignature(b *sgbundle.Bundle, s Signer, opts Options, artifact sgveri
 		}
 		vopts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
 		switch {
-		case opts.KeylessWithoutLog && opts.RequireLog:
+		case s.Identity.IgnoreTlog && opts.RequireLog:
 			return nil, fmt.Errorf("%w: a log entry both required and waived", ErrNoSigner)
-		case opts.KeylessWithoutLog:
+		case s.Identity.IgnoreTlog:
 			// No log: the time must come from a timestamp authority, never
 			// from the clock (the certificate is valid for minutes).
 			vopts = []sgverify.VerifierOption{sgverify.WithSignedTimestamps(1)}

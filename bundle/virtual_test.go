@@ -107,7 +107,7 @@ func TestVirtualKeyless(t *testing.T) {
 }
 
 // A keyless bundle without a log entry is refused for it, unless the
-// caller waives the log explicitly (KeylessWithoutLog); then an RFC 3161
+// identity waives the log explicitly (IgnoreTlog); then an RFC 3161
 // timestamp must vouch for the time instead, and the identity is checked
 // as ever. Waiving and requiring the log at once is bad input.
 func TestKeylessWithoutLog(t *testing.T) {
@@ -128,8 +128,11 @@ func TestKeylessWithoutLog(t *testing.T) {
 	}
 	unlogged, bare := strip("tlogEntries"), strip("tlogEntries", "timestampVerificationData")
 	id, _ := NewIdentity(testsign.Issuer, "", who, "")
+	waiving := *id
+	waiving.IgnoreTlog = true
 	someone, _ := NewIdentity(testsign.Issuer, "", "someone@example.com", "")
-	waived := Options{Material: v.TrustedMaterial(), KeylessWithoutLog: true}
+	someone.IgnoreTlog = true
+	opts := Options{Material: v.TrustedMaterial()}
 	for _, c := range []struct {
 		name string
 		raw  []byte
@@ -137,11 +140,11 @@ func TestKeylessWithoutLog(t *testing.T) {
 		opts Options
 		want error
 	}{
-		{"no log, not waived", unlogged, id, Options{Material: v.TrustedMaterial()}, ErrLog},
-		{"no log, waived", unlogged, id, waived, nil},
-		{"no log, waived, another identity", unlogged, someone, waived, ErrUntrustedSigner},
-		{"no log and no timestamp, waived", bare, id, waived, ErrTimestamp},
-		{"waived and required", unlogged, id, Options{Material: v.TrustedMaterial(), KeylessWithoutLog: true, RequireLog: true}, ErrNoSigner},
+		{"no log, not waived", unlogged, id, opts, ErrLog},
+		{"no log, waived", unlogged, &waiving, opts, nil},
+		{"no log, waived, another identity", unlogged, someone, opts, ErrUntrustedSigner},
+		{"no log and no timestamp, waived", bare, &waiving, opts, ErrTimestamp},
+		{"waived and required", unlogged, &waiving, Options{Material: v.TrustedMaterial(), RequireLog: true}, ErrNoSigner},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Verify(c.raw, a, Signer{Identity: c.s}, c.opts)

@@ -35,7 +35,8 @@ import (
 // (bundle.ErrLog): a keyless signature needs one, as cosign's does unless
 // --insecure-ignore-tlog (cosign then refuses them too: "offline
 // verification failed"). With the explicit opt-in
-// bundle.Options.KeylessWithoutLog (verify image --insecure-ignore-tlog),
+// bundle.Identity.IgnoreTlog (verify image --insecure-ignore-tlog, a
+// policy signer's keyless ignoreTlog),
 // the TSA's timestamp must vouch for the time instead:
 //
 //   - .sig: accepted for the signer, refused for another identity and for
@@ -250,7 +251,9 @@ func cosignKeylessWithoutLog(t *testing.T, env *sigstoretest.Env, ref string) ma
 // into a bundle.
 func klTrustgate(t *testing.T, img name.Digest, id *bundle.Identity, material root.TrustedMaterial, withoutLog bool) string {
 	t.Helper()
-	res, err := verifier.Image(context.Background(), img.String(), verifier.ImageConfig{Signer: bundle.Signer{Identity: id}, Options: bundle.Options{Material: material, KeylessWithoutLog: withoutLog}})
+	waiving := *id
+	waiving.IgnoreTlog = withoutLog
+	res, err := verifier.Image(context.Background(), img.String(), verifier.ImageConfig{Signer: bundle.Signer{Identity: &waiving}, Options: bundle.Options{Material: material}})
 	if err != nil {
 		t.Fatal(err)
 	}

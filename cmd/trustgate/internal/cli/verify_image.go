@@ -58,7 +58,6 @@ func (f *checkFlags) build(ctx context.Context) (bundle.Signer, bundle.Options, 
 	if f.keylessWithoutLog && (f.key != "" || f.requireLog) {
 		return s, opts, errors.New("--insecure-ignore-tlog is for keyless signatures, without --require-tlog")
 	}
-	opts.KeylessWithoutLog = f.keylessWithoutLog
 	if f.key != "" {
 		keys, err := verifier.PublicKeys([]string{f.key})
 		if err != nil {
@@ -67,8 +66,11 @@ func (f *checkFlags) build(ctx context.Context) (bundle.Signer, bundle.Options, 
 		s.Key = keys[0]
 		return s, opts, nil
 	}
-	s.Identity, err = bundle.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp)
-	return s, opts, err
+	if s.Identity, err = bundle.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp); err != nil {
+		return s, opts, err
+	}
+	s.Identity.IgnoreTlog = f.keylessWithoutLog
+	return s, opts, nil
 }
 
 // newVerifyImageCmd builds "trustgate verify image".
