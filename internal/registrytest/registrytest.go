@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/trustgate/trustgate/internal/testproc"
-	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/internal/testtools"
+	"github.com/trustgate/trustgate/internal/testutil"
 )
 
 // Binary is where Debian's docker-registry package installs the server.
