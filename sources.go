@@ -16,9 +16,9 @@ import "embed"
 // internal/example's tests check the list against go list -deps.
 //
 //go:embed go.mod go.sum
-//go:embed attest/*.go audit/*.go bundle/*.go digest/*.go gather/*.go pin/*.go policy/*.go sbomprop/*.go seal/*.go stack/*.go verifier/*.go verify/*.go
+//go:embed attest/*.go audit/*.go bundle/*.go digest/*.go gather/*.go localmodel/*.go oms/*.go pin/*.go policy/*.go sbomprop/*.go seal/*.go stack/*.go tufroot/*.go verifier/*.go verify/*.go
 //go:embed gateway/*.go gateway/clientkeys/*.go plugin/*.go plugin/pluginpb/*.go plugin/sdk/*.go
-//go:embed internal/atomicfile/*.go internal/buildinfo/*.go internal/readfile/*.go internal/safetext/*.go internal/yamlx/*.go
+//go:embed internal/atomicfile/*.go internal/buildinfo/*.go internal/jsonx/*.go internal/readfile/*.go internal/safetext/*.go internal/yamlx/*.go
 //go:embed cmd/trustgate-gateway/*.go cmd/trustgate-gateway/internal/app/*.go
 //go:embed examples/deployment/cmd/audit-agent/*.go examples/deployment/cmd/guardrail/*.go
 var Sources embed.FS

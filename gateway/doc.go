@@ -14,7 +14,10 @@
 //  4. verify: copy every plugin and agent once into memory that cannot
 //     change (a sealed memfd for a file, a private read-only snapshot for a
 //     folder), hashing while copying, then run verify.Check on those
-//     digests; a folder's interpreter is resolved, sealed and measured too;
+//     digests; a folder's interpreter is resolved, sealed and measured too,
+//     and every local model's file or folder is measured where it lies (as
+//     its OMS signature serializes it, when the manifest names one: the
+//     signature must be a policy signer's and list exactly those files);
 //  5. start: run each from its sealed copy or snapshot, in its own process
 //     group, with an empty environment plus the policy's grants;
 //  6. listen: bind the listener and serve /healthz, /readyz and
@@ -24,7 +27,13 @@
 // a timer and on file change; a component whose files drifted is stopped
 // and never restarted until they match again (or, under onDrift: stop, the
 // gateway stops). A child that exits is restarted with backoff, each time
-// from a new sealed copy that must have the verified digest.
+// from a new sealed copy that must have the verified digest. A local model
+// is watched the same way; once its files drift, no request is routed to
+// it until the gateway restarts and verifies it again.
+//
+// Requests are routed only to the models the policy names: one the stack
+// serves and the policy does not name (a policy default of audit lets it
+// through verification) is refused, and no provider sees the request.
 //
 // Linux only: memfd sealing and /proc are what make "run what was
 // verified" hold.

@@ -23,18 +23,30 @@ import (
 // manifest's gatewayConfig.recheckInterval is not set.
 const DefaultRecheckInterval = 30 * time.Second
 
-// watch hashes every plugin's and agent's files again on a timer and soon
-// after any change fsnotify reports, until ctx ends.
-func (g *Gateway) watch(ctx context.Context) {
+// newWatcher watches, through fsnotify, the folders that hold every
+// plugin's and agent's files and every local model's (addWatches); nil
+// when file change notification is unavailable. It is made before the
+// gateway listens, so that no change after that goes unseen.
+func (g *Gateway) newWatcher() *fsnotify.Watcher {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		g.log.Warn("file change notification unavailable; rechecking on the timer only", "error", err)
+		return nil
+	}
+	g.addWatches(w)
+	return w
+}
+
+// watch hashes every plugin's and agent's files, and every local model's,
+// again on a timer and soon after any change w (when not nil) reports,
+// until ctx ends; it closes w.
+func (g *Gateway) watch(ctx context.Context, w *fsnotify.Watcher) {
 	cfg := g.stack.GatewayConfig
 	ticker := time.NewTicker(cfg.Duration(cfg.RecheckInterval, DefaultRecheckInterval))
 	defer ticker.Stop()
 	var events <-chan fsnotify.Event
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		g.log.Warn("file change notification unavailable; rechecking on the timer only", "error", err)
-	} else {
+	if w != nil {
 		defer w.Close()
-		g.addWatches(w)
 		events = w.Events
 	}
 	debounce := time.NewTimer(time.Hour)
@@ -77,10 +89,21 @@ func (g *Gateway) addWatches(w *fsnotify.Watcher) {
 			_ = w.Add(filepath.Dir(p))
 		}
 	}
+	for _, m := range g.models {
+		if m.measured == nil {
+			continue
+		}
+		p := filepath.Join(g.stack.Source.Dir, filepath.FromSlash(m.spec.File))
+		_ = w.Add(filepath.Dir(p))
+		add(p) // a folder's own folders (nothing for a file)
+		if m.spec.Signature != "" {
+			_ = w.Add(filepath.Dir(filepath.Join(g.stack.Source.Dir, filepath.FromSlash(m.spec.Signature))))
+		}
+	}
 }
 
-// recheck measures every child's files on disk (and its snapshot) against
-// the verified digest.
+// recheck measures every child's files on disk (and its snapshot), and
+// every local model's, against what was verified.
 func (g *Gateway) recheck(ctx context.Context) {
 	root, err := os.OpenRoot(g.stack.Source.Dir)
 	if err != nil {
@@ -100,6 +123,7 @@ func (g *Gateway) recheck(ctx context.Context) {
 			return
 		}
 	}
+	g.recheckModels(ctx, root)
 	g.mu.Lock()
 	g.lastCheck = g.now()
 	g.mu.Unlock()

@@ -230,7 +230,15 @@ func (d *deployment) write() {
 			}
 			d.bundles = []string{b}
 		default:
-			entry["digests"] = []any{c.Digest.String()}
+			if c.Kind == stack.KindModel && c.Provider != "" {
+				entry["provider"] = c.Provider
+				if len(c.Fallbacks) > 0 {
+					entry["fallbacks"] = c.Fallbacks
+				}
+			}
+			if !c.Digest.IsZero() {
+				entry["digests"] = []any{c.Digest.String()}
+			}
 		}
 		switch c.Kind + "/" + c.Name {
 		case "plugin/probe":

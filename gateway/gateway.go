@@ -85,10 +85,13 @@ type Gateway struct {
 	policy   *policy.Policy
 	self     digest.Digest
 	children []*child
-	runDir   string
-	router   *router
-	metrics  *metrics
-	audit    *auditTrail
+	// models are the stack's models: what the router serves, and what the
+	// watcher checks of the local ones.
+	models  []*model
+	runDir  string
+	router  *router
+	metrics *metrics
+	audit   *auditTrail
 	// hasAgents is set once the children are known: whether any event has
 	// an agent to go to.
 	hasAgents bool
@@ -305,6 +308,9 @@ func (g *Gateway) verify(ctx context.Context, self func() error) error {
 	if err != nil {
 		return refuse(StepVerify, "deployment", err)
 	}
+	if g.models, err = g.collectModels(m.Components); err != nil {
+		return refuse(StepVerify, "models", err)
+	}
 	evidence, err := gather.Files(g.opts.Bundles...)
 	if err != nil {
 		return refuse(StepVerify, "bundle", err)
@@ -346,6 +352,16 @@ func (g *Gateway) decide(r verify.Report) error {
 				first = &Refusal{Step: StepVerify, Component: d.Subject, Rule: d.Rule, Expected: d.Expected, Found: d.Found}
 			}
 		}
+		for _, m := range g.models {
+			if m.subject() == d.Subject {
+				m.mu.Lock()
+				m.verified = d.Allowed
+				if !d.Allowed {
+					m.audit = fmt.Sprintf("allowed in audit mode: %s: expected %s, found %s", d.Rule, d.Expected, d.Found)
+				}
+				m.mu.Unlock()
+			}
+		}
 		for _, c := range g.children {
 			if c.subject() != d.Subject {
 				continue
@@ -378,6 +394,11 @@ func (g *Gateway) verifiedEvent() map[string]any {
 	comps := map[string]string{"gateway/" + g.stack.Gateway.Name: g.self.String()}
 	for _, c := range g.children {
 		comps[c.subject()] = c.digest.String()
+	}
+	for _, m := range g.models {
+		if m.measured != nil {
+			comps[m.subject()] = m.measured.Digest.String()
+		}
 	}
 	return map[string]any{"policy": g.policy.Metadata.Name, "policyVersion": g.policy.Version,
 		"policyDigest": g.policy.Source().Digest.String(), "manifestDigest": g.stack.Source.Digest.String(),

@@ -55,6 +55,9 @@ type upstream struct {
 type route struct {
 	model     string
 	upstreams []*upstream
+	// served is the model as verified: a request waits on nothing, it is
+	// refused once the model's files drifted.
+	served *model
 }
 
 // router serves the OpenAI-compatible API.
@@ -64,6 +67,10 @@ type router struct {
 	upstreams map[string]*upstream
 	routes    map[string]*route
 	models    []string
+	// notNamed are the models the stack serves through a provider and the
+	// policy does not name (a default of audit let them through
+	// verification): never routed.
+	notNamed  map[string]bool
 	keys      *clientkeys.Reloader // nil: no client keys configured, every request refused
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
@@ -74,7 +81,7 @@ type router struct {
 // says so in the log), not the gateway stopped: a deployment may name a
 // provider it does not use everywhere.
 func newRouter(g *Gateway) (*router, error) {
-	rt := &router{g: g, log: g.log, upstreams: map[string]*upstream{}, routes: map[string]*route{}}
+	rt := &router{g: g, log: g.log, upstreams: map[string]*upstream{}, routes: map[string]*route{}, notNamed: map[string]bool{}}
 	for _, p := range g.stack.Providers {
 		base, err := url.Parse(strings.TrimSuffix(p.BaseURL, "/"))
 		if err != nil {
@@ -93,16 +100,21 @@ func newRouter(g *Gateway) (*router, error) {
 		}
 		rt.upstreams[p.Name] = u
 	}
-	for _, m := range g.stack.Models {
-		if m.Provider == "" {
+	for _, m := range g.models {
+		if m.spec.Provider == "" {
 			continue
 		}
-		r := &route{model: m.Name}
-		for _, name := range append([]string{m.Provider}, m.Fallbacks...) {
+		if m.pol == nil {
+			g.log.Warn("model not routed: the policy does not name it", "model", m.spec.Name, "provider", m.spec.Provider)
+			rt.notNamed[m.spec.Name] = true
+			continue
+		}
+		r := &route{model: m.spec.Name, served: m}
+		for _, name := range append([]string{m.spec.Provider}, m.spec.Fallbacks...) {
 			r.upstreams = append(r.upstreams, rt.upstreams[name])
 		}
-		rt.routes[m.Name] = r
-		rt.models = append(rt.models, m.Name)
+		rt.routes[m.spec.Name] = r
+		rt.models = append(rt.models, m.spec.Name)
 	}
 	if path := g.stack.GatewayConfig.ClientKeys; path != "" {
 		keys, err := clientkeys.NewReloader(path, g.log)
@@ -265,8 +277,19 @@ func (rt *router) serve(rw http.ResponseWriter, r *http.Request, k kind) {
 		return
 	}
 	c.route = rt.routes[head.Model]
+	if c.route == nil && rt.notNamed[head.Model] {
+		rt.log.Warn("refused: the policy does not name the model", "request", c.id, "model", head.Model)
+		w.Header().Set("x-should-retry", "false")
+		writeError(w, http.StatusForbidden, fmt.Sprintf("The model `%s` is not served: the gateway's policy does not name it.", clipText(head.Model)), "invalid_request_error", "model", "model_not_allowed")
+		return
+	}
 	if c.route == nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", clipText(head.Model)), "invalid_request_error", "model", "model_not_found")
+		return
+	}
+	if ok, why := c.route.served.routable(); !ok {
+		rt.log.Warn("refused: the model is unavailable", "request", c.id, "model", c.route.model, "reason", why)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("The model `%s` is unavailable: its files no longer match what the gateway verified.", c.route.model), "api_error", "model", "model_unavailable")
 		return
 	}
 	c.stream = head.Stream && k == kindChat

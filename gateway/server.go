@@ -30,9 +30,12 @@ type Status struct {
 	Policy      PolicyStatus      `json:"policy"`
 	Gateway     ComponentStatus   `json:"gateway"`
 	Components  []ComponentStatus `json:"components"`
-	LastCheck   time.Time         `json:"lastCheck"`
-	Listen      string            `json:"listen,omitempty"`
-	Audit       *AuditStatus      `json:"audit,omitempty"`
+	// Models are the stack's models: where each is served from, what was
+	// verified of a local one's files, and whether requests go to it.
+	Models    []ModelStatus `json:"models,omitempty"`
+	LastCheck time.Time     `json:"lastCheck"`
+	Listen    string        `json:"listen,omitempty"`
+	Audit     *AuditStatus  `json:"audit,omitempty"`
 }
 
 // PolicyStatus names the policy in force.
@@ -85,6 +88,9 @@ func (g *Gateway) Status() Status {
 		}
 		c.mu.Unlock()
 		st.Components = append(st.Components, cs)
+	}
+	for _, m := range g.models {
+		st.Models = append(st.Models, m.status())
 	}
 	return st
 }
@@ -188,6 +194,7 @@ func (g *Gateway) Serve(ctx context.Context, onListen func(net.Addr)) error {
 		ReadHeaderTimeout: cfg.Duration(cfg.ReadHeaderTimeout, 10*time.Second),
 		IdleTimeout:       cfg.Duration(cfg.IdleTimeout, 120*time.Second),
 	}
+	watcher := g.newWatcher()
 	g.mu.Lock()
 	g.ready, g.listen = true, ln.Addr()
 	g.mu.Unlock()
@@ -199,7 +206,7 @@ func (g *Gateway) Serve(ctx context.Context, onListen func(net.Addr)) error {
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go g.watch(wctx)
+	go g.watch(wctx, watcher)
 	if g.opts.ReapOrphans {
 		go g.sweepLoop(wctx)
 	}

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/localmodel"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/stack"
@@ -31,14 +33,19 @@ type Measurement struct {
 	// registry image's attestations are read at the digest it was pinned
 	// to (Image.Ref), never by resolving its tag a second time.
 	Images []pin.Image
+	// models are the local models' signatures, read once while measuring
+	// them; Attached hands them in.
+	models []verify.Evidence
 }
 
 // Stack measures the deployment s describes: the manifest (its name and
 // the SHA-256 of the bytes Load read), every component (gateway, plugins
 // and agents by the file or folder they run from, or the image they run
 // from, and the command the manifest starts them with), each image entry
-// (every blob hashed, see pin), each model with a local file, and where
-// each credential is sent.
+// (every blob hashed, see pin), every model (the providers that serve it
+// and, for one with a file or folder, that file or folder as package
+// localmodel measures it, with its OMS signature when the manifest names
+// one), and where each credential is sent.
 func Stack(ctx context.Context, s *stack.Stack, reg pin.Registry) (*Measurement, error) {
 	return StackMeasured(ctx, s, reg, nil)
 }
@@ -92,15 +99,23 @@ func StackMeasured(ctx context.Context, s *stack.Stack, reg pin.Registry, measur
 		}
 		m.Components = append(m.Components, mc)
 	}
+	sigBytes := 0
 	for _, md := range s.Models {
-		if md.File == "" {
-			continue // served by a provider
+		mc := verify.Measured{Kind: stack.KindModel, Name: md.Name, Provider: md.Provider, Fallbacks: md.Fallbacks}
+		if md.File != "" {
+			lm, err := localmodel.Measure(ctx, s.Source.Dir, md)
+			if err != nil {
+				return nil, fmt.Errorf("model %q: %w", md.Name, err)
+			}
+			mc.Digest, mc.Model = lm.Digest, lm
+			if lm.Signed() {
+				if sigBytes += len(lm.Signature); sigBytes > MaxAttachedBytes {
+					return nil, fmt.Errorf("model %q: the models' signatures exceed their size bound", md.Name)
+				}
+				m.models = append(m.models, verify.Evidence{Source: "model signature " + md.Signature, Raw: lm.Signature})
+			}
 		}
-		fd, err := digest.File(root, filepath.FromSlash(md.File))
-		if err != nil {
-			return nil, fmt.Errorf("model %q: %w", md.Name, err)
-		}
-		m.Components = append(m.Components, verify.Measured{Kind: "model", Name: md.Name, Digest: fd.SHA256})
+		m.Components = append(m.Components, mc)
 	}
 	for _, p := range s.Providers {
 		m.Providers = append(m.Providers, policy.ProviderFacts{Name: p.Name, BaseURL: p.BaseURL, Credential: p.Credential.String()})
@@ -144,12 +159,14 @@ func Files(paths ...string) ([]verify.Evidence, error) {
 
 // Attached reads the attestations and signatures stored beside each
 // registry image of the measurement (see ImageEvidence), at the digest it was
-// pinned to; layouts and archives have none.
+// pinned to; layouts and archives have none. It also gives the OMS
+// signatures of the stack's local models, which Stack read (the model's
+// signature: in the manifest, source "model signature PATH").
 //
 // Each image digest is read once, however many entries name it, and all
 // the attestations read together may not exceed MaxAttachedBytes.
 func Attached(ctx context.Context, m *Measurement, reg pin.Registry) ([]verify.Evidence, error) {
-	var out []verify.Evidence
+	out := slices.Clone(m.models)
 	seen := map[string]bool{}
 	budget := MaxAttachedBytes
 	for _, im := range m.Images {

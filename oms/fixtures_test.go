@@ -24,7 +24,7 @@ var published = []struct {
 }{
 	// Key signatures of v0.3.1 and v1.0.0 sign one file, not the folder;
 	// those of v0.3.1 to v1.0.1 write the public key where a bundle holds
-	// a hint (see legacyKeyBundle).
+	// a hint (see LegacyKeyBundle).
 	{dir: "v0.3.1-elliptic-key", model: "signme-1"},
 	{dir: "v1.0.0-elliptic-key", model: "signme-1"},
 	{dir: "v1.0.1-elliptic-key", ignore: []string{"ignore-me", "model.sig"}},

@@ -67,7 +67,7 @@ func FuzzLegacyKeyBundle(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		out := legacyKeyBundle(raw)
+		out := LegacyKeyBundle(raw)
 		if string(out) == string(raw) {
 			return
 		}

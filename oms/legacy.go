@@ -10,7 +10,7 @@ import (
 	"github.com/trustgate/trustgate/attest"
 )
 
-// legacyKeyBundle undoes a quirk of model_signing v0.3 to v1.0.1's key
+// LegacyKeyBundle undoes a quirk of model_signing v0.3 to v1.0.1's key
 // signer: it wrote the public key itself ("rawBytes", "keyDetails") where
 // a Sigstore bundle holds only a key hint, so that no strict bundle
 // parser (sigstore-go's included) reads the bundle. The two members are
@@ -19,7 +19,7 @@ import (
 // result goes through the bundle verifier as any bundle does. Anything
 // else, or anything unexpected, is returned as given, for the verifier to
 // judge.
-func legacyKeyBundle(raw []byte) []byte {
+func LegacyKeyBundle(raw []byte) []byte {
 	if len(raw) > attest.MaxBundleSize {
 		return raw
 	}

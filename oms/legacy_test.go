@@ -22,7 +22,7 @@ func TestLegacyKeyBundle(t *testing.T) {
 	if _, err := bundle.Parse(raw); !errors.Is(err, bundle.ErrMalformed) {
 		t.Fatalf("the legacy bundle as written: got %v, want ErrMalformed", err)
 	}
-	fixed := legacyKeyBundle(raw)
+	fixed := LegacyKeyBundle(raw)
 	if _, err := bundle.Parse(fixed); err != nil {
 		t.Fatalf("the legacy bundle without the key: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestLegacyKeyBundle(t *testing.T) {
 		`{"verificationMaterial":{"publicKey":{"hint":"x"}}}`,                                   // nothing to undo
 		`not json`,
 	} {
-		if got := legacyKeyBundle([]byte(s)); string(got) != s {
+		if got := LegacyKeyBundle([]byte(s)); string(got) != s {
 			t.Errorf("%.60q was rewritten", s)
 		}
 	}

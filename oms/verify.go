@@ -57,12 +57,12 @@ type Result struct {
 // implement are refused. Last, the folder's digest must be the
 // statement's subject. opts.PredicateType may be empty or PredicateType.
 // Key signatures of model_signing v0.3 to v1.0.1 are read despite their
-// misplaced public key (legacyKeyBundle says how).
+// misplaced public key (LegacyKeyBundle says how).
 func Verify(ctx context.Context, modelPath string, bundleRaw []byte, signer bundle.Signer, opts bundle.Options, vo VerifyOptions) (*Result, error) {
 	if opts.PredicateType != "" && opts.PredicateType != PredicateType {
 		return nil, fmt.Errorf("%w: an OMS signature has predicate type %s, and %q was required", bundle.ErrPredicateType, PredicateType, clip(opts.PredicateType))
 	}
-	b, err := bundle.Parse(legacyKeyBundle(bundleRaw))
+	b, err := bundle.Parse(LegacyKeyBundle(bundleRaw))
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,8 @@ import (
 // CEL rules see these variables (documented in the README):
 //
 //	component  map: name, kind, role, digest (strings); packages (list of
-//	           maps: purl, type, name, version); signers (list of names)
+//	           maps: purl, type, name, version); signers (list of names);
+//	           provider (string) and fallbacks (list of names), for a model
 //	sbom       map: the CycloneDX document as JSON, or an empty map
 //	statement  map: the SBOM attestation's in-toto statement, or an empty map
 //	now        timestamp: the evaluation time

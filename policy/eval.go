@@ -28,6 +28,11 @@ type Facts struct {
 	SBOM map[string]any `json:"sbom,omitempty" yaml:"sbom,omitempty"`
 	// Statement is the SBOM attestation's statement as decoded JSON.
 	Statement map[string]any `json:"statement,omitempty" yaml:"statement,omitempty"`
+	// TopLevel is what SBOMs list outside every component (see
+	// TopLevelPackages): packages at the top of an SBOM, or in its
+	// metadata component. The deny list applies to them in the decision on
+	// "sbom". verify reads them from verified SBOMs only.
+	TopLevel *Packages `json:"topLevel,omitempty" yaml:"topLevel,omitempty"`
 	// Manifest is the stack manifest as measured, and who signed it. When
 	// set, the policy must govern this deployment (its metadata.name is the
 	// manifest's) and the manifest must be bound (signed or pinned, see
@@ -89,6 +94,12 @@ type ComponentFacts struct {
 	SBOM bool `json:"sbom,omitempty" yaml:"sbom,omitempty"`
 	// Requested is what the deployment's config would give the component.
 	Requested Capabilities `json:"requested,omitempty" yaml:"requested,omitempty"`
+	// Provider and Fallbacks are, for a model, the providers the
+	// deployment's config serves it from, in order (none for a model
+	// served from its file alone). A model's Digest is empty when it has
+	// no file or folder here.
+	Provider  string   `json:"provider,omitempty" yaml:"provider,omitempty"`
+	Fallbacks []string `json:"fallbacks,omitempty" yaml:"fallbacks,omitempty"`
 }
 
 // AttestationFacts is one verified attestation about a component.
@@ -180,8 +191,10 @@ func Evaluate(p *Policy, f Facts) Report {
 	for _, pr := range f.Providers {
 		r.add(p.provider(pr))
 	}
-	if len(p.SBOM.Require) > 0 {
-		r.add(p.requiredFields(f.SBOM))
+	if len(p.SBOM.Require) > 0 || (len(p.SBOM.Deny) > 0 && !f.TopLevel.Empty()) {
+		d := Decision{Subject: "sbom", Mode: ModeEnforce}
+		d.Violations = append(p.requiredFields(f.SBOM), p.topLevelViolations(f.TopLevel)...)
+		r.add(d)
 	}
 	return r.done()
 }
@@ -288,7 +301,7 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		if p.Default == ModeAudit {
 			d.Mode = ModeAudit
 		}
-		d.Violations = append(d.Violations, Violation{Rule: "default", Expected: "a components entry for " + d.Subject, Found: "none"})
+		d.Violations = append(d.Violations, Violation{Rule: "default", Expected: "a components entry for " + d.Subject + servedBy(c), Found: "none"})
 		d.Violations = append(d.Violations, c.Problems...)
 		return d
 	}
@@ -318,6 +331,9 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 			*v = append(*v, viol)
 		}
 	}
+	if c.Kind == "model" {
+		*v = append(*v, modelViolations(at, pc, c)...)
+	}
 	*v = append(*v, capabilityViolations(at+".capabilities", pc.Capabilities, c.Requested)...)
 	if !c.SBOM && (len(p.SBOM.Deny) > 0 || len(p.SBOM.Rules) > 0) && c.Kind != "model" {
 		*v = append(*v, Violation{"sbom", "an SBOM that lists this component's packages, for the deny list and rules", "none"})
@@ -332,6 +348,44 @@ func (p *Policy) component(c ComponentFacts, f Facts) Decision {
 		d.Grants = &g
 	}
 	return d
+}
+
+// servedBy says, for a model served by a provider, which: a hint of the
+// entry a policy needs for it.
+func servedBy(c ComponentFacts) string {
+	if c.Kind != "model" || c.Provider == "" {
+		return ""
+	}
+	return " (kind: model, provider: " + c.Provider + ")"
+}
+
+// modelViolations binds a model to where the policy says it is served
+// from: its provider and allowed fallbacks and, for a model with a file or
+// folder here, a pin by digests or signers (which the component's other
+// rules check). A model the policy pins that has no file here is denied by
+// those rules themselves: no digest, no signature.
+func modelViolations(at string, pc *Component, c ComponentFacts) []Violation {
+	var out []Violation
+	if pc.Provider != c.Provider {
+		want := pc.Provider + " (the provider the policy binds the model to)"
+		if pc.Provider == "" {
+			want = "no provider (the policy binds the model to its file or folder)"
+		}
+		out = append(out, Violation{at + ".provider", want, orNone(c.Provider)})
+	}
+	for _, fb := range c.Fallbacks {
+		if !slices.Contains(pc.Fallbacks, fb) {
+			want := "no fallback"
+			if len(pc.Fallbacks) > 0 {
+				want = oneOf(pc.Fallbacks)
+			}
+			out = append(out, Violation{at + ".fallbacks", want, fb})
+		}
+	}
+	if c.Digest != "" && len(pc.Digests) == 0 && pc.Signers == nil {
+		out = append(out, Violation{at + ".digests", "digests or signers that pin the model's file or folder", c.Digest})
+	}
+	return out
 }
 
 func orNone(s string) string {
@@ -566,6 +620,21 @@ func (p *Policy) packageViolations(c ComponentFacts) []Violation {
 	return append(out, unreadable...)
 }
 
+// topLevelViolations applies the deny list to what SBOMs list outside
+// every component, as to a component's packages: a package without a purl
+// cannot be cleared.
+func (p *Policy) topLevelViolations(top *Packages) []Violation {
+	if len(p.SBOM.Deny) == 0 || top.Empty() {
+		return nil
+	}
+	c := ComponentFacts{Packages: top.Packages, Unidentified: top.Unidentified, Systems: top.Systems}
+	var out []Violation
+	if len(c.Unidentified) > 0 {
+		out = append(out, Violation{"sbom.deny", "every package identified by a purl, so the deny list can judge it", "no purl for " + strings.Join(c.Unidentified, ", ")})
+	}
+	return append(out, p.packageViolations(c)...)
+}
+
 // violation is the deny rule j broken by the package found.
 func (r *PackageRule) violation(j int, found, note string) Violation {
 	want := "no " + r.Purl
@@ -590,6 +659,13 @@ func splitNameVersion(s string) (string, string) {
 
 func (p *Policy) provider(pr ProviderFacts) Decision {
 	d := Decision{Subject: "provider/" + pr.Name, Mode: ModeEnforce}
+	for i, named := range p.Providers {
+		if named.Name != "" && named.Name == pr.Name && named.Credential != pr.Credential {
+			// The models bound to this provider's name must not reach
+			// another upstream through a renamed provider.
+			d.Violations = append(d.Violations, Violation{fmt.Sprintf("providers[%d].credential", i), named.Credential + " (the policy's provider " + strconv.Quote(pr.Name) + ")", orNone(pr.Credential)})
+		}
+	}
 	for i, bound := range p.Providers {
 		if bound.Credential != pr.Credential {
 			continue

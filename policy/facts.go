@@ -12,7 +12,9 @@ import (
 
 // FactsFromSBOM reads what a trustgate SBOM says about a deployment: each
 // component with the digest recorded for it and the packages found inside
-// it, and where each provider's credential is sent. It is what `policy
+// it (a model also with the provider and fallbacks that serve it), what the
+// SBOM lists outside its components (TopLevel), and where each provider's
+// credential is sent. It is what `policy
 // test` evaluates. It does not check the digests against the artifacts or
 // verify any signature: that is verify's job, which adds signers and
 // attestations to the facts. The manifest (the SBOM's metadata component)
@@ -31,17 +33,27 @@ func FactsFromSBOM(bom *cdx.BOM, now time.Time) (Facts, error) {
 			if kind == "" {
 				continue // not one of trustgate's top-level components
 			}
-			if kind == "model" && sbomprop.Get(c.Properties, sbomprop.Digest) == "" {
-				continue // a model served by a provider: no artifact here to pin
-			}
 			cf := ComponentFacts{
 				Kind: kind, Name: c.Name, SBOM: true,
 				Role:   sbomprop.Get(c.Properties, sbomprop.Role),
 				Digest: sbomprop.Get(c.Properties, sbomprop.Digest),
 			}
+			if kind == "model" {
+				// A model served by a provider has no digest: it is bound
+				// to where it is served from.
+				cf.Provider = sbomprop.Get(c.Properties, sbomprop.Provider)
+				fallbacks, ok := sbomprop.List(c.Properties, sbomprop.Fallbacks)
+				if !ok {
+					return f, fmt.Errorf("model %q: %s is not a JSON list of names", c.Name, sbomprop.Fallbacks)
+				}
+				cf.Fallbacks = fallbacks
+			}
 			cf.Packages, cf.Unidentified, cf.Systems = PackagesOf(c)
 			f.Components = append(f.Components, cf)
 		}
+	}
+	if top := TopLevelPackages(bom); !top.Empty() {
+		f.TopLevel = &top
 	}
 	if bom.Services != nil {
 		for _, s := range *bom.Services {

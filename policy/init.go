@@ -20,7 +20,9 @@ const InitValidity = 90 * 24 * time.Hour
 
 // Init writes a starting policy for the deployment the facts describe
 // (FactsFromSBOM): every component pinned to today's digest (and, without
-// signers, the stack manifest too), no signer, no
+// signers, the stack manifest too), every model bound to the provider and
+// fallbacks that serve it today (and pinned, when it has a file), no
+// signer, no
 // capability granted, each credential bound to the one host the stack sends
 // it to today, the known-compromised litellm releases denied, and comments
 // that say what a person must review before signing it.
@@ -85,7 +87,8 @@ signers:
 {{- else}}
 signers: []
 {{- end}}
-# Anything the deployment runs that is not named here is denied.
+# Anything the deployment runs or serves (a model) that is not named here is
+# denied.
 components:
 {{- range .Facts.Components}}
   - name: {{q .Name}}
@@ -93,12 +96,28 @@ components:
 {{- if .Role}}
     role: {{.Role}}
 {{- end}}
+{{- if .Provider}}
+    # REVIEW: the model may be served by this provider only (and, when it
+    # fails, by the fallbacks listed): any other is denied.
+    provider: {{q .Provider}}
+{{- if .Fallbacks}}
+    fallbacks: [{{range $i, $f := .Fallbacks}}{{if $i}}, {{end}}{{q $f}}{{end}}]
+{{- end}}
+{{- end}}
+{{- if .Digest}}
+{{- if eq .Kind "model"}}
+    # Its file or folder, pinned to today's digest. REVIEW: a model signed
+    # with model_signing (an OMS signature, signature: in the stack) can be
+    # bound to its signer instead, with signers: {anyOf: [NAME]}.
+{{- else}}
     # Pinned to today's digest. REVIEW: add signers and attestations
     # (such as type: cyclonedx) so that a new release can pass without a
     # new policy.
+{{- end}}
     digests: [{{q .Digest}}]
 {{- if $.AnyOf}}
     attestations: [{type: cyclonedx, signers: {anyOf: [{{$.AnyOf}}]}}]
+{{- end}}
 {{- end}}
 {{- if or (eq .Kind "plugin") (eq .Kind "agent")}}
     # Grants nothing: no environment variable, no provider credential, no

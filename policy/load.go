@@ -308,8 +308,15 @@ func (c *checker) name(at, n string, seen map[string]bool) {
 
 func (c *checker) providers() {
 	c.creds = map[string]bool{}
+	names := map[string]bool{}
 	for i, pr := range c.p.Providers {
 		at := fmt.Sprintf("providers[%d]", i)
+		if pr.Name != "" {
+			if names[pr.Name] {
+				c.fail(at+".name", ErrDuplicate, "")
+			}
+			names[pr.Name] = true
+		}
 		if !validCredential(pr.Credential) {
 			c.fail(at+".credential", ErrInvalid, "want env:NAME or file:/absolute/path")
 		} else if c.creds[pr.Credential] {
@@ -392,9 +399,13 @@ func (c *checker) components() {
 			}
 			comp.digests = append(comp.digests, parsed)
 		}
-		if len(comp.Digests) == 0 && comp.Signers == nil {
+		switch {
+		case comp.Kind == "model" && len(comp.Digests) == 0 && comp.Signers == nil && comp.Provider == "":
+			c.fail(at, ErrRequired, "give the provider that serves the model, or digests or signers for its file or folder")
+		case comp.Kind != "model" && len(comp.Digests) == 0 && comp.Signers == nil:
 			c.fail(at, ErrRequired, "give digests, signers, or both")
 		}
+		c.modelProviders(at, comp)
 		c.signerRule(at+".signers", comp.Signers)
 		for j := range comp.Attestations {
 			c.attestation(fmt.Sprintf("%s.attestations[%d]", at, j), &comp.Attestations[j])
@@ -402,6 +413,31 @@ func (c *checker) components() {
 		c.capabilities(at+".capabilities", comp.Kind, comp.Capabilities)
 		c.runtime(at, comp)
 		c.repositories(at, comp)
+	}
+}
+
+// modelProviders checks a model's provider and fallbacks: provider names,
+// none twice, fallbacks only after a provider, and only for models.
+func (c *checker) modelProviders(at string, comp *Component) {
+	if comp.Kind != "model" {
+		if comp.Provider != "" || len(comp.Fallbacks) > 0 {
+			c.fail(at+".provider", ErrInvalid, "only models are served by providers")
+		}
+		return
+	}
+	if comp.Provider != "" && !namePattern.MatchString(comp.Provider) {
+		c.fail(at+".provider", ErrInvalid, "want a provider's name from the stack manifest")
+	}
+	if len(comp.Fallbacks) > 0 && comp.Provider == "" {
+		c.fail(at+".fallbacks", ErrInvalid, "a model without a provider has nothing to fall back from")
+	}
+	for j, f := range comp.Fallbacks {
+		switch {
+		case !namePattern.MatchString(f):
+			c.fail(fmt.Sprintf("%s.fallbacks[%d]", at, j), ErrInvalid, "want a provider's name from the stack manifest")
+		case f == comp.Provider || slices.Contains(comp.Fallbacks[:j], f):
+			c.fail(fmt.Sprintf("%s.fallbacks[%d]", at, j), ErrDuplicate, "")
+		}
 	}
 }
 
@@ -425,8 +461,8 @@ func (c *checker) runtime(at string, comp *Component) {
 	switch comp.OnDrift {
 	case "":
 	case OnDriftDisable, OnDriftStop:
-		if !runs {
-			c.fail(at+".onDrift", ErrInvalid, "only plugins and agents are watched for drift")
+		if !runs && comp.Kind != "model" {
+			c.fail(at+".onDrift", ErrInvalid, "only plugins, agents and local models are watched for drift")
 		}
 	default:
 		c.fail(at+".onDrift", ErrInvalid, "want %s or %s", OnDriftDisable, OnDriftStop)

@@ -7,6 +7,8 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/anchore/packageurl-go"
+
+	"github.com/trustgate/trustgate/sbomprop"
 )
 
 // MaxPackageDepth bounds how deep PackagesOf walks nested components. An
@@ -14,34 +16,85 @@ import (
 // tree); anything deeper is listed as unidentified rather than skipped.
 const MaxPackageDepth = 16
 
-// PackagesOf walks every component nested below c, at any depth, and
-// sorts what it finds for the deny list and rules: purls (as written; the
-// policy parses them strictly when it evaluates), packages with no purl
-// (unidentified: a deny list cannot clear them, whatever their type), and
-// operating-system records (a distribution: matched by name).
+// PackagesOf sorts, for the deny list and rules, the component c's own
+// package URL (when it has one) and every component nested below c, at any
+// depth: purls (as written; the policy parses them strictly when it
+// evaluates), packages with no purl (unidentified: a deny list cannot clear
+// them, whatever their type), and operating-system records (a
+// distribution: matched by name).
 func PackagesOf(c cdx.Component) (purls, unidentified, systems []string) {
-	var walk func(cs *[]cdx.Component, depth int)
-	walk = func(cs *[]cdx.Component, depth int) {
-		if cs == nil {
-			return
-		}
-		for _, p := range *cs {
-			switch {
-			case depth > MaxPackageDepth:
-				unidentified = append(unidentified, p.Name+"@"+p.Version+" (nested deeper than the limit)")
-				continue
-			case p.PackageURL != "":
-				purls = append(purls, p.PackageURL)
-			case p.Type == cdx.ComponentTypeOS:
-				systems = append(systems, p.Name+"@"+p.Version)
-			default:
-				unidentified = append(unidentified, p.Name+"@"+p.Version)
-			}
-			walk(p.Components, depth+1)
-		}
+	var s sorter
+	if c.PackageURL != "" {
+		s.purls = append(s.purls, c.PackageURL)
 	}
-	walk(c.Components, 1)
-	return purls, unidentified, systems
+	s.walk(c.Components, 1)
+	return s.purls, s.unidentified, s.systems
+}
+
+// Packages are packages an SBOM lists, sorted as PackagesOf sorts them.
+type Packages struct {
+	Packages     []string `json:"packages,omitempty" yaml:"packages,omitempty"`
+	Unidentified []string `json:"unidentified,omitempty" yaml:"unidentified,omitempty"`
+	Systems      []string `json:"systems,omitempty" yaml:"systems,omitempty"`
+}
+
+// Empty reports whether there are no packages.
+func (p *Packages) Empty() bool {
+	return p == nil || len(p.Packages)+len(p.Unidentified)+len(p.Systems) == 0
+}
+
+// TopLevelPackages sorts what an SBOM lists outside trustgate's own
+// components: each top-level component that is none of them (it has no
+// trustgate:kind property: a package listed at the top, as syft and most
+// tools list packages), the SBOM's metadata component's own purl, and
+// everything nested in either, at any depth. The deny list applies to them
+// as to a component's packages.
+func TopLevelPackages(bom *cdx.BOM) Packages {
+	var s sorter
+	if bom == nil {
+		return Packages{}
+	}
+	if md := bom.Metadata; md != nil && md.Component != nil {
+		if md.Component.PackageURL != "" {
+			s.purls = append(s.purls, md.Component.PackageURL)
+		}
+		s.walk(md.Component.Components, 1)
+	}
+	if bom.Components != nil {
+		var loose []cdx.Component
+		for _, c := range *bom.Components {
+			if sbomprop.Get(c.Properties, sbomprop.Kind) == "" {
+				loose = append(loose, c)
+			}
+		}
+		s.walk(&loose, 0)
+	}
+	return Packages{Packages: s.purls, Unidentified: s.unidentified, Systems: s.systems}
+}
+
+// sorter collects packages by kind.
+type sorter struct{ purls, unidentified, systems []string }
+
+// walk sorts the components cs, depth levels below the top, and all they
+// nest; past MaxPackageDepth each is unidentified rather than skipped.
+func (s *sorter) walk(cs *[]cdx.Component, depth int) {
+	if cs == nil {
+		return
+	}
+	for _, p := range *cs {
+		switch {
+		case depth > MaxPackageDepth:
+			s.unidentified = append(s.unidentified, p.Name+"@"+p.Version+" (nested deeper than the limit)")
+			continue
+		case p.PackageURL != "":
+			s.purls = append(s.purls, p.PackageURL)
+		case p.Type == cdx.ComponentTypeOS:
+			s.systems = append(s.systems, p.Name+"@"+p.Version)
+		default:
+			s.unidentified = append(s.unidentified, p.Name+"@"+p.Version)
+		}
+		s.walk(p.Components, depth+1)
+	}
 }
 
 // typesWithoutNamespace are the purl types whose spec has no namespace: a

@@ -114,9 +114,11 @@ type Component struct {
 	// guardrail from the manifest is a denial, not a way around it.
 	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
 	// OnDrift says what trustgate-gateway does when a running plugin's or
-	// agent's files stop matching what was verified: OnDriftDisable (the
-	// default) marks it failed and never restarts it from the changed
-	// bytes; OnDriftStop stops the gateway.
+	// agent's files, or a local model's, stop matching what was verified:
+	// OnDriftDisable (the default) marks it failed and never restarts it
+	// from the changed bytes (a model: no request is routed to it again
+	// until the gateway restarts and verifies it); OnDriftStop stops the
+	// gateway.
 	OnDrift string `yaml:"onDrift,omitempty" json:"onDrift,omitempty"`
 	// Interpreter, for a plugin or agent started by an interpreter (a
 	// Python folder), pins the interpreter's executable by digest. Without
@@ -126,6 +128,15 @@ type Component struct {
 	// or misses its deadline. By default such a request is refused (fail
 	// closed).
 	FailOpen bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
+	// Provider, for a model, is the provider (a name from the stack
+	// manifest's providers) that must serve it: a model served by another
+	// provider, or by none (a local model), is denied, and so is a model
+	// served by a provider when the entry names none. Fallbacks are the
+	// other providers it may fall back to; any other fallback is denied.
+	// A model entry gives provider, digests or signers (a local model's
+	// file or folder: digests pin it, signers take its OMS signature).
+	Provider  string   `yaml:"provider,omitempty" json:"provider,omitempty"`
+	Fallbacks []string `yaml:"fallbacks,omitempty" json:"fallbacks,omitempty"`
 	// Repositories, for an image, are the registry repositories the
 	// image is pulled from, as the admission webhook matches a pod's
 	// image to this entry (see Policy.ImageComponent): each a repository
@@ -198,6 +209,10 @@ type Capabilities struct {
 var Hooks = []string{"pre_request", "post_request", "pre_response", "post_response", "audit"}
 
 // Provider binds a credential to the upstream base URLs it may be sent to.
+// Its Name, when given, binds the stack manifest's provider of that name
+// (which a model's provider names) to this credential: a provider of that
+// name that is sent another credential is denied, so that a model bound to
+// a provider cannot be moved to another upstream by renaming providers.
 type Provider struct {
 	Name       string   `yaml:"name,omitempty" json:"name,omitempty"`
 	Credential string   `yaml:"credential" json:"credential"`

@@ -20,7 +20,8 @@ import (
 //	components.hashes     every top-level component carries a hash (a
 //	                      folder: its h1 tree digest, which CycloneDX has
 //	                      no hash algorithm for, as trustgate:digest; a
-//	                      model served by a provider has no bytes to hash)
+//	                      signed model: its signature's digest, likewise;
+//	                      a model served by a provider has no bytes to hash)
 //	components.purl       every package nested in a component has a purl
 //	components.licenses   every package nested in a component names a license
 //	dependencies          the BOM has a dependency graph
@@ -30,18 +31,18 @@ var requiredFields = []string{
 }
 
 // requiredFields checks the SBOM document for every required field.
-func (p *Policy) requiredFields(bom map[string]any) Decision {
-	d := Decision{Subject: "sbom", Mode: ModeEnforce}
+func (p *Policy) requiredFields(bom map[string]any) []Violation {
+	var out []Violation
 	for i, field := range p.SBOM.Require {
 		if bom == nil {
-			d.Violations = append(d.Violations, Violation{fmt.Sprintf("sbom.require[%d]", i), field, "no SBOM"})
+			out = append(out, Violation{fmt.Sprintf("sbom.require[%d]", i), field, "no SBOM"})
 			continue
 		}
 		if missing := missingField(bom, field); missing != "" {
-			d.Violations = append(d.Violations, Violation{fmt.Sprintf("sbom.require[%d]", i), field, missing})
+			out = append(out, Violation{fmt.Sprintf("sbom.require[%d]", i), field, missing})
 		}
 	}
-	return d
+	return out
 }
 
 // missingField returns "" when bom has field, else what lacks it.
@@ -173,15 +174,20 @@ func componentValue(c ComponentFacts) map[string]any {
 	for i, s := range c.Signers {
 		signers[i] = s
 	}
+	fallbacks := make([]any, len(c.Fallbacks))
+	for i, f := range c.Fallbacks {
+		fallbacks[i] = f
+	}
 	return map[string]any{
 		"name": c.Name, "kind": c.Kind, "role": c.Role, "digest": c.Digest,
-		"packages": pkgs, "signers": signers,
+		"packages": pkgs, "signers": signers, "provider": c.Provider, "fallbacks": fallbacks,
 	}
 }
 
 // hashExempt reports whether a component without hashes is still pinned
-// (a folder, by its h1 tree digest property) or has nothing to pin (a
-// model with no digest: one a provider serves).
+// (a folder, by its h1 tree digest property; a model with an OMS
+// signature, by the digest of the serialization it signs) or has nothing
+// to pin (a model with no digest: one a provider serves).
 func hashExempt(m map[string]any) bool {
 	props := map[string]string{}
 	list, _ := m["properties"].([]any)
@@ -192,5 +198,6 @@ func hashExempt(m map[string]any) bool {
 		props[name] = value
 	}
 	d := props[sbomprop.Digest]
-	return strings.HasPrefix(d, "h1:") || (props[sbomprop.Kind] == "model" && d == "")
+	model := props[sbomprop.Kind] == "model"
+	return strings.HasPrefix(d, "h1:") || (model && (d == "" || props[sbomprop.Signature] != ""))
 }

@@ -43,6 +43,8 @@ func TestPublishedSchema(t *testing.T) {
 		Components: []policy.ComponentFacts{
 			{Kind: "gateway", Name: "gw", Role: "gateway", Digest: "sha256:" + strings.Repeat("1", 64)},
 			{Kind: "plugin", Name: "py", Role: "guardrail", Digest: "h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},
+			{Kind: "model", Name: "gpt-4o", Provider: "openai", Fallbacks: []string{"backup"}},
+			{Kind: "model", Name: "tiny-guard", Digest: "sha256:" + strings.Repeat("2", 64)},
 		},
 		Providers: []policy.ProviderFacts{{Name: "openai", BaseURL: "https://api.openai.com/v1", Credential: "env:OPENAI_API_KEY"}},
 	})
@@ -70,7 +72,8 @@ func TestPublishedSchema(t *testing.T) {
 		"unknown-field", "wrong-kind", "bad-mode", "unknown-hook", "http-base-url", "bad-digest",
 		"unknown-required-field", "identity-exact-and-regexp", "purl-with-version", "expires-not-rfc3339",
 		"key-not-pem", "unanchored-subject-regexp", "unanchored-issuer-regexp", "no-digests-or-signers",
-		"credential-no-host",
+		"credential-no-host", "provider-on-plugin", "model-fallbacks-without-provider", "model-no-provider-digests-or-signers",
+		"model-fallback-twice",
 	} {
 		data, err := os.ReadFile(filepath.Join("testdata/policies/bad", name+".yaml"))
 		if err != nil {

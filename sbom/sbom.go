@@ -16,6 +16,7 @@ import (
 	"github.com/anchore/syft/syft"
 
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/localmodel"
 	"github.com/trustgate/trustgate/pin"
 	"github.com/trustgate/trustgate/sbomprop"
 	"github.com/trustgate/trustgate/stack"
@@ -115,7 +116,7 @@ func (g *generator) generate(ctx context.Context) (*cdx.BOM, error) {
 	}
 	services := g.services(gateway)
 	for _, m := range g.s.Models {
-		c, err := g.modelComponent(m)
+		c, err := g.modelComponent(ctx, m)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +209,11 @@ func (g *generator) runnableComponent(ctx context.Context, comp stack.Component)
 	return c, nil
 }
 
-func (g *generator) modelComponent(m stack.Model) (cdx.Component, error) {
+// modelComponent inventories a model: the providers that serve it, and
+// its file or folder measured as package localmodel measures it (the
+// verifier measures it the same way), with the file's hashes when it is
+// one file without a signature.
+func (g *generator) modelComponent(ctx context.Context, m stack.Model) (cdx.Component, error) {
 	c := cdx.Component{
 		BOMRef:  ref("model", m.Name),
 		Type:    cdx.ComponentTypeMachineLearningModel,
@@ -216,13 +221,15 @@ func (g *generator) modelComponent(m stack.Model) (cdx.Component, error) {
 		Version: m.Version,
 	}
 	kv := []string{sbomprop.Kind, "model", sbomprop.Provider, m.Provider}
+	if len(m.Fallbacks) > 0 {
+		kv = append(kv, sbomprop.Fallbacks, sbomprop.ListValue(m.Fallbacks))
+	}
 	if m.File != "" {
-		fd, err := digest.File(g.root, m.File)
+		d, err := g.modelDigest(ctx, m, &c)
 		if err != nil {
 			return cdx.Component{}, fmt.Errorf("model %q: %w", m.Name, err)
 		}
-		c.Hashes = fileHashes(fd)
-		kv = append(kv, sbomprop.Path, m.File, sbomprop.Digest, fd.SHA256.String())
+		kv = append(kv, sbomprop.Path, m.File, sbomprop.Digest, d.String(), sbomprop.Signature, m.Signature)
 	}
 	c.Properties = props(kv...)
 	if card := m.Card; card != nil {
@@ -247,6 +254,29 @@ func (g *generator) modelComponent(m stack.Model) (cdx.Component, error) {
 		c.ModelCard = mc
 	}
 	return c, nil
+}
+
+// modelDigest measures a model's file or folder as localmodel.Measure
+// does, and gives c the file's hashes when it is one file without a
+// signature (read once: its SHA-256 is that digest).
+func (g *generator) modelDigest(ctx context.Context, m stack.Model, c *cdx.Component) (digest.Digest, error) {
+	fi, err := g.root.Stat(m.File)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	if fi.IsDir() || m.Signature != "" {
+		lm, err := localmodel.Measure(ctx, g.s.Source.Dir, m)
+		if err != nil {
+			return digest.Digest{}, err
+		}
+		return lm.Digest, nil
+	}
+	fd, err := digest.File(g.root, m.File)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	c.Hashes = fileHashes(fd)
+	return fd.SHA256, nil
 }
 
 // services describes each provider; the gateway depends on all of them.

@@ -389,7 +389,15 @@ func (c *checker) models() error {
 			}
 		}
 		if m.File != "" {
-			if err := c.path(at+".file", m.File, wantFile); err != nil {
+			if _, err := c.pathKind(at+".file", m.File); err != nil {
+				return err
+			}
+		}
+		if m.Signature != "" {
+			if m.File == "" {
+				return c.fail(at+".signature", ErrInvalid, "a signature signs the model's file or folder: set file too")
+			}
+			if err := c.path(at+".signature", m.Signature, wantFile); err != nil {
 				return err
 			}
 		}

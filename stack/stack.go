@@ -56,6 +56,7 @@ const (
 	KindGateway = "gateway"
 	KindPlugin  = "plugin"
 	KindAgent   = "agent"
+	KindModel   = "model" // a Model: not a Component, it runs nothing
 )
 
 // Roles a component may declare. The gateway's role is always "gateway".
@@ -138,15 +139,28 @@ func (c CredentialRef) String() string {
 }
 
 // Model is a model the deployment serves: remote through a provider, local
-// from a model file, or both.
+// from a model file or folder, or both (a local server, named as a
+// provider, that serves the file).
 type Model struct {
 	Name     string `yaml:"name" json:"name"`
 	Version  string `yaml:"version,omitempty" json:"version,omitempty"`
 	Provider string `yaml:"provider,omitempty" json:"provider,omitempty"`
 	// Fallbacks are other providers that serve the model, tried in order
 	// when Provider fails before answering.
-	Fallbacks []string   `yaml:"fallbacks,omitempty" json:"fallbacks,omitempty"`
-	File      string     `yaml:"file,omitempty" json:"file,omitempty"`
+	Fallbacks []string `yaml:"fallbacks,omitempty" json:"fallbacks,omitempty"`
+	// File is the model's file, or its folder (a Hugging Face snapshot,
+	// say), relative to the manifest's folder. It is measured by its
+	// SHA-256 (a file) or its h1 tree digest (a folder), or, when
+	// Signature is given, as that signature serializes it.
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// Signature is the model's OpenSSF model signature (OMS: the Sigstore
+	// bundle `model_signing sign` writes, model.sig by default), relative
+	// to the manifest's folder. It may lie inside the model's folder, and
+	// is then left out of the model, as model_signing does. With it the
+	// model is measured as the signature serializes it (package
+	// localmodel), and the signature is evidence for the policy's signer
+	// rules. It needs File.
+	Signature string     `yaml:"signature,omitempty" json:"signature,omitempty"`
 	Card      *ModelCard `yaml:"card,omitempty" json:"card,omitempty"`
 }
 

@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -14,8 +16,12 @@ import (
 	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/bundle"
 	"github.com/trustgate/trustgate/digest"
+	"github.com/trustgate/trustgate/localmodel"
+	"github.com/trustgate/trustgate/oms"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/sbomprop"
+
+	"github.com/trustgate/trustgate/internal/safetext"
 )
 
 // Measured is one component of a deployment as the caller measured it: its
@@ -36,6 +42,18 @@ type Measured struct {
 	// bytes. Such an image is denied.
 	Unpinned  string
 	Requested policy.Capabilities
+	// Provider and Fallbacks are, for a model, the providers the manifest
+	// serves it from, in order. A model with no file or folder here has a
+	// zero Digest.
+	Provider  string
+	Fallbacks []string
+	// Model is, for a model with a file or folder, how it was measured
+	// (Digest is its digest). When it was measured as its OMS signature
+	// says, that signature, verified from the same bytes by a policy
+	// signer, counts toward its signer rules if it lists exactly the files
+	// measured (localmodel.Match); if it does not, the model is denied and
+	// the report says which files differ.
+	Model *localmodel.Measurement
 }
 
 // Manifest is the stack manifest as measured: the deployment's name (its
@@ -103,7 +121,12 @@ type EvidenceResult struct {
 //     names it verifies under;
 //   - packages are read only from verified CycloneDX attestations, by
 //     signers the component's cyclonedx attestation rule names (any policy
-//     signer when it names none), walking every nested component;
+//     signer when it names none), walking every nested component; what a
+//     verified SBOM of the deployment lists outside every component (at
+//     its top level) is judged by the deny list too;
+//   - an OMS model signature counts only for the local model whose
+//     manifest entry names its very bytes, and only when it lists exactly
+//     the files measured;
 //   - the start command the manifest gives each component must be the one
 //     the verified SBOM records for it;
 //   - the manifest must be bound: signed, or pinned by the policy.
@@ -124,6 +147,7 @@ func Check(d Deployment) Report {
 		}
 	}
 	facts := b.facts()
+	facts.TopLevel = topLevel(sboms)
 	// The deployment-wide SBOM (for required fields and CEL rules) is the
 	// one verified SBOM about this deployment. Two that differ leave none,
 	// so that the rules fail rather than read whichever came last.
@@ -153,6 +177,27 @@ type sbomDoc struct {
 	asMap  map[string]any
 }
 
+// topLevel is what the verified SBOMs of the deployment list outside
+// every component (policy.TopLevelPackages), each package once; nil when
+// they list nothing there.
+func topLevel(docs []sbomDoc) *policy.Packages {
+	var all policy.Packages
+	for _, d := range docs {
+		p := policy.TopLevelPackages(d.bom)
+		all.Packages = append(all.Packages, p.Packages...)
+		all.Unidentified = append(all.Unidentified, p.Unidentified...)
+		all.Systems = append(all.Systems, p.Systems...)
+	}
+	if all.Empty() {
+		return nil
+	}
+	for _, l := range []*[]string{&all.Packages, &all.Unidentified, &all.Systems} {
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+	return &all
+}
+
 func distinctPredicates(docs []sbomDoc) int {
 	seen := map[string]bool{}
 	for _, d := range docs {
@@ -175,7 +220,8 @@ func newBinder(d Deployment) *binder {
 	b := &binder{d: d, compSigs: make([]signatures, len(d.Components))}
 	b.manifest = policy.ManifestFacts{Name: d.Manifest.Name, Digest: d.Manifest.Digest.String()}
 	for _, m := range d.Components {
-		c := policy.ComponentFacts{Kind: m.Kind, Name: m.Name, Role: m.Role, Digest: m.Digest.String(), Requested: m.Requested}
+		c := policy.ComponentFacts{Kind: m.Kind, Name: m.Name, Role: m.Role, Digest: m.Digest.String(), Requested: m.Requested,
+			Provider: m.Provider, Fallbacks: m.Fallbacks}
 		if m.Unpinned != "" {
 			c.Problems = append(c.Problems, policy.Violation{Rule: "ref", Expected: "an image reference pinned by digest (NAME@sha256:...), so that what runs is what was verified", Found: m.Unpinned})
 		}
@@ -276,6 +322,9 @@ func (b *binder) attach(ev Evidence) (EvidenceResult, *sbomDoc) {
 	}
 	if verified.PredicateType == attest.PredicateCosignSign {
 		return b.signedImage(out, verified), nil
+	}
+	if verified.PredicateType == oms.PredicateType {
+		return b.signedModel(out, verified, ev.Raw), nil
 	}
 	var doc *sbomDoc
 	if verified.PredicateType == attest.PredicateCycloneDX {
@@ -425,8 +474,9 @@ func (b *binder) signedImage(out EvidenceResult, verified *bundle.Result) Eviden
 
 // policySigners verifies one signature (by verify, for one artifact)
 // under each policy signer: the names it verifies under and the signer's
-// id; of the refusals, the first that is not about the subject, and one
-// that is (a signature over other bytes).
+// id; of the refusals, the first that is not about the subject (one that
+// says more than that the signer is another), and one that is (a
+// signature over other bytes).
 func (b *binder) policySigners(verify func(bundle.Signer) (*bundle.MessageResult, error)) (names []string, id string, firstErr, subjectErr error) {
 	for _, s := range b.d.Policy.Signers {
 		signer, err := policySigner(s)
@@ -438,7 +488,9 @@ func (b *binder) policySigners(verify func(bundle.Signer) (*bundle.MessageResult
 		case errors.Is(err, bundle.ErrSubject):
 			subjectErr = err
 		case err != nil:
-			if firstErr == nil {
+			// Say why for a signer of the bundle's kind, rather than that
+			// another signer (a key, for a certificate) is not it.
+			if firstErr == nil || errors.Is(firstErr, bundle.ErrUntrustedSigner) && !errors.Is(err, bundle.ErrUntrustedSigner) {
 				firstErr = err
 			}
 		default:
@@ -446,6 +498,48 @@ func (b *binder) policySigners(verify func(bundle.Signer) (*bundle.MessageResult
 		}
 	}
 	return names, id, firstErr, subjectErr
+}
+
+// ModelSignature is the evidence type reported for an OpenSSF model
+// signature (OMS), which attests nothing beyond the model's files.
+const ModelSignature = "model signature"
+
+// signedModel counts a verified OMS statement as its signer's signature
+// over each local model measured as the same signature bytes say
+// (Measured.Model), when it lists exactly the files measured (and as an
+// attestation of type oms.PredicateType about it); for a model
+// whose files differ, the difference is a problem of the model's decision.
+// An OMS signature that no model of the manifest names (one handed in as a
+// bundle file, say) proves nothing: which files a model has, and which to
+// leave out, are read from the signature the manifest names.
+func (b *binder) signedModel(out EvidenceResult, verified *bundle.Result, raw []byte) EvidenceResult {
+	names := out.Signers
+	out.Signers, out.PredicateType = nil, ModelSignature
+	named := false
+	for i, m := range b.d.Components {
+		if m.Kind != "model" || !m.Model.Signed() || !bytes.Equal(m.Model.Signature, raw) {
+			continue
+		}
+		named = true
+		if err := localmodel.Match(verified.Statement, m.Model); err != nil {
+			c := &b.components[i]
+			v := policy.Violation{Rule: "signature", Expected: "the files its model signature lists (signed by " + strings.Join(names, ", ") + ")", Found: safetext.Line(err.Error())}
+			if !slices.Contains(c.Problems, v) {
+				c.Problems = append(c.Problems, v)
+			}
+			out.Error = err.Error()
+			continue
+		}
+		b.countSignature(&out, i, verified.SignerID, names)
+		// It also meets an attestations rule of its type (no predicate:
+		// the files it lists were just compared).
+		c := &b.components[i]
+		c.Attestations = append(c.Attestations, policy.AttestationFacts{PredicateType: oms.PredicateType, Signers: names, Signatures: [][]string{names}})
+	}
+	if !named {
+		out.Error = "a model signature that no model of the manifest names as its signature"
+	}
+	return out
 }
 
 // countSignature counts a signature verified under names (by the signer

@@ -66,7 +66,9 @@ func Summary(d Deployment, r Report, in SummaryInput) (*attest.Statement, error)
 			}
 		}
 		results = append(results, cr)
-		if cr.Result == "PASSED" && cr.Mode == policy.ModeEnforce {
+		// A model served by a provider has no digest here: it is in the
+		// results, and no subject can name it.
+		if cr.Result == "PASSED" && cr.Mode == policy.ModeEnforce && !m.Digest.IsZero() {
 			subjects = append(subjects, attest.Subject{Name: cr.Component, Digest: map[string]string{subjectAlgorithm(m.Digest): m.Digest.Hex()}})
 		}
 	}
@@ -94,7 +96,7 @@ func Summary(d Deployment, r Report, in SummaryInput) (*attest.Statement, error)
 // componentResult is one component's line in a summary's componentResults.
 type componentResult struct {
 	Component string `json:"component"`
-	Digest    string `json:"digest"`
+	Digest    string `json:"digest,omitempty"` // none for a model served by a provider
 	Mode      string `json:"mode,omitempty"`
 	Result    string `json:"result"`
 }

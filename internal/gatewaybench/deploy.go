@@ -144,7 +144,8 @@ func (d *deployment) write(ctx context.Context, s gatewaySetup, listen string) (
 		"models":        []any{map[string]any{"name": model, "provider": "openai"}},
 		"gatewayConfig": gc,
 	}
-	comps := []any{map[string]any{"kind": "gateway", "name": gatewayName, "digests": []any{d.digests[gatewayName]}}}
+	comps := []any{map[string]any{"kind": "gateway", "name": gatewayName, "digests": []any{d.digests[gatewayName]}},
+		map[string]any{"kind": "model", "name": model, "provider": "openai"}}
 	if s.plugin {
 		m["plugins"] = []any{map[string]any{"name": pluginName, "role": "guardrail", "path": "bin/guardrail",
 			"args": []any{"--deny", "NEVER-MATCHES"}}}

@@ -231,7 +231,15 @@ func demoPolicy(cmd *cobra.Command, dir, name string, bom *cdx.BOM, key *attest.
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "   wrote %s (policy init --signer demo=demo.pub): %d components pinned, each needing an SBOM signed by demo, no capability granted, litellm 1.82.7 and 1.82.8 denied; lint: no problems\n", polPath, len(p.Components))
+	pinned, served := 0, 0
+	for _, c := range p.Components {
+		if len(c.Digests) > 0 {
+			pinned++
+		} else if c.Provider != "" {
+			served++
+		}
+	}
+	fmt.Fprintf(out, "   wrote %s (policy init --signer demo=demo.pub): %d components pinned, each needing an SBOM signed by demo, %d remote models bound to their providers, no capability granted, litellm 1.82.7 and 1.82.8 denied; lint: no problems\n", polPath, pinned, served)
 	dry := facts
 	dry.IgnoreSignaturesUnsafe = true
 	r := policy.Evaluate(p, dry)

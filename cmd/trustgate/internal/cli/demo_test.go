@@ -137,7 +137,10 @@ func checkDemo(t *testing.T, dir, stdout string, inCheckout bool) {
 			t.Errorf("demo kept no %s: %v", f, err)
 		}
 	}
-	if !strings.Contains(stdout, "PASS: 10 decisions") || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests") {
+	// 12 decisions: the manifest, five components, the three models (two
+	// bound to their providers, one local), two providers and the SBOM.
+	if !strings.Contains(stdout, "PASS: 12 decisions") || !strings.Contains(stdout, "FAIL  plugin/pii-redactor  components[3].digests") ||
+		!strings.Contains(stdout, "2 remote models bound to their providers") {
 		t.Errorf("demo's verification step:\n%s", stdout)
 	}
 	// Step 6: the real gateway starts on the signed example, then refuses
@@ -154,7 +157,7 @@ func checkDemo(t *testing.T, dir, stdout string, inCheckout bool) {
 			t.Errorf("demo's gateway status shows %d running components, want 4:\n%s", n, stdout)
 		}
 	}
-	if !strings.Contains(stdout, "10 of 10 decisions pass") {
+	if !strings.Contains(stdout, "12 of 12 decisions pass") {
 		t.Errorf("demo's dry run of its own policy does not pass:\n%s", stdout)
 	}
 	sbomBytes, err := os.ReadFile(filepath.Join(dir, "sbom.cdx.json"))

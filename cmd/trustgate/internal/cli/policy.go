@@ -41,10 +41,11 @@ func newPolicyInitCmd() *cobra.Command {
 		Use:   "init --stack FILE [-o policy.yaml]",
 		Short: "Write a starting policy that pins today's digest of every component",
 		Long: `Write a starting policy for the deployment a stack manifest describes: every
-component pinned to the digest it has today, no signer, no capability granted,
-each provider credential bound to the host the stack sends it to today, and the
-compromised litellm releases denied. Comments mark what to review before
-signing it.`,
+component pinned to the digest it has today, every model named and bound to
+the provider (and fallbacks) that serve it today, a local model's file or
+folder pinned too, no signer, no capability granted, each provider credential
+bound to the host the stack sends it to today, and the compromised litellm
+releases denied. Comments mark what to review before signing it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := stack.Load(stackFile)

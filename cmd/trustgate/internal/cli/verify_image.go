@@ -49,27 +49,28 @@ func (f *checkFlags) build(ctx context.Context) (bundle.Signer, bundle.Options, 
 			return s, opts, fmt.Errorf("--type: %w", err)
 		}
 	}
-	// Keyless signatures, and log entries and timestamps, are checked
-	// against the trust material; keys alone need none.
-	if opts.Material, err = f.material.load(ctx, f.id.set() || f.requireLog || f.requireTime); err != nil {
-		return s, opts, err
-	}
-	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
 	if f.keylessWithoutLog && (f.key != "" || f.requireLog) {
 		return s, opts, errors.New("--insecure-ignore-tlog is for keyless signatures, without --require-tlog")
 	}
+	// Who must have signed, checked before anything is loaded or fetched.
 	if f.key != "" {
 		keys, err := verifier.PublicKeys([]string{f.key})
 		if err != nil {
 			return s, opts, fmt.Errorf("--key: %w", err)
 		}
 		s.Key = keys[0]
-		return s, opts, nil
+	} else {
+		if s.Identity, err = bundle.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp); err != nil {
+			return s, opts, err
+		}
+		s.Identity.IgnoreTlog = f.keylessWithoutLog
 	}
-	if s.Identity, err = bundle.NewIdentity(f.id.issuer, f.id.issuerRegexp, f.id.identity, f.id.identityRegexp); err != nil {
+	// Keyless signatures, and log entries and timestamps, are checked
+	// against the trust material; keys alone need none.
+	if opts.Material, err = f.material.load(ctx, f.id.set() || f.requireLog || f.requireTime); err != nil {
 		return s, opts, err
 	}
-	s.Identity.IgnoreTlog = f.keylessWithoutLog
+	opts.RequireLog, opts.RequireTimestamp = f.requireLog, f.requireTime
 	return s, opts, nil
 }
 
