@@ -183,9 +183,13 @@ func (c *child) snapshotFrom(root *os.Root) (string, digest.Digest, error) {
 
 // treeSize is the total size of the files in a snapshot (which holds
 // regular files and folders only).
-func treeSize(dir string) (int64, error) {
+func treeSize(dir string) (int64, error) { return regularSize(os.DirFS(dir), ".") }
+
+// regularSize is the total size of the regular files at name in fsys: the
+// file itself, or those under the folder (links are not followed).
+func regularSize(fsys fs.FS, name string) (int64, error) {
 	var total int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, name, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

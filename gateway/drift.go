@@ -240,17 +240,23 @@ func (g *Gateway) drifted(c *child, err error) {
 	if already {
 		return
 	}
-	attrs := []any{"component", c.subject(), "error", err.Error()}
-	if mm := (*digest.MismatchError)(nil); errors.As(err, &mm) {
-		attrs = append(attrs, "expected", mm.Expected.String(), "found", mm.Actual.String())
-	}
-	g.log.Error("drift: files differ from what was verified; the component is stopped and will not be restarted from them", attrs...)
-	g.emit("component.drift", map[string]any{"component": c.subject(), "error": err.Error()})
-	g.metrics.drifted(c.subject())
+	g.reportDrift(c.subject(), err, "drift: files differ from what was verified; the component is stopped and will not be restarted from them")
 	c.fail(driftPrefix + err.Error())
 	if c.pol.DriftAction() == policy.OnDriftStop {
 		g.shutdown(&Refusal{Step: "drift", Component: c.subject(), Rule: "onDrift: stop", Err: err})
 	}
+}
+
+// reportDrift logs a component's drift (what was expected and found, for
+// a digest mismatch), tells the agents and counts it.
+func (g *Gateway) reportDrift(subject string, err error, msg string) {
+	attrs := []any{"component", subject, "error", err.Error()}
+	if mm := (*digest.MismatchError)(nil); errors.As(err, &mm) {
+		attrs = append(attrs, "expected", mm.Expected.String(), "found", mm.Actual.String())
+	}
+	g.log.Error(msg, attrs...)
+	g.emit("component.drift", map[string]any{"component": subject, "error": err.Error()})
+	g.metrics.drifted(subject)
 }
 
 // shutdown stops the gateway with err; the first error wins.

@@ -2,16 +2,13 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 
-	"github.com/trustgate/trustgate/digest"
 	"github.com/trustgate/trustgate/localmodel"
 	"github.com/trustgate/trustgate/policy"
 	"github.com/trustgate/trustgate/stack"
@@ -100,21 +97,7 @@ func (g *Gateway) collectModels(measured []verify.Measured) ([]*model, error) {
 // filesSize is the total size of the regular files at name in root: the
 // file itself, or those of the folder.
 func filesSize(root *os.Root, name string) (int64, error) {
-	var total int64
-	err := fs.WalkDir(root.FS(), filepath.ToSlash(name), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			total += fi.Size()
-		}
-		return nil
-	})
-	return total, err
+	return regularSize(root.FS(), filepath.ToSlash(name))
 }
 
 // recheckModels measures every local model again and compares it with
@@ -169,13 +152,7 @@ func (g *Gateway) modelDrifted(m *model, err error) {
 	if already {
 		return
 	}
-	attrs := []any{"component", m.subject(), "error", err.Error()}
-	if mm := (*digest.MismatchError)(nil); errors.As(err, &mm) {
-		attrs = append(attrs, "expected", mm.Expected.String(), "found", mm.Actual.String())
-	}
-	g.log.Error("drift: the model's files differ from what was verified; no request is routed to it until the gateway restarts", attrs...)
-	g.emit("component.drift", map[string]any{"component": m.subject(), "error": err.Error()})
-	g.metrics.drifted(m.subject())
+	g.reportDrift(m.subject(), err, "drift: the model's files differ from what was verified; no request is routed to it until the gateway restarts")
 	if m.pol.DriftAction() == policy.OnDriftStop {
 		g.shutdown(&Refusal{Step: "drift", Component: m.subject(), Rule: "onDrift: stop", Err: err})
 	}
