@@ -97,10 +97,7 @@ func cosignKeylessWithoutLog(t *testing.T, env *sigstoretest.Env, ref string) ma
 	if err := os.WriteFile(sbom, []byte(cdxPredicate), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	k := interop.CosignKeyless{
-		FulcioURL: env.FulcioURL, IssuerURL: env.IssuerURL, TSAURL: env.TSAURL,
-		TrustedRoot: env.TrustedRootPath, Token: env.Token(t, sigstoretest.DefaultIdentity),
-	}
+	k := interop.KeylessFor(t, env, sigstoretest.DefaultIdentity)
 	interop.CosignSignKeyless(t, k, img.String())
 	interop.CosignAttestKeyless(t, k, "cyclonedx", sbom, img.String())
 

@@ -28,10 +28,7 @@ func TestDeploymentKeylessSignerWithoutLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	interop.CosignSignKeyless(t, interop.CosignKeyless{
-		FulcioURL: env.FulcioURL, IssuerURL: env.IssuerURL, TSAURL: env.TSAURL,
-		TrustedRoot: env.TrustedRootPath, Token: env.Token(t, sigstoretest.DefaultIdentity),
-	}, img.String())
+	interop.CosignSignKeyless(t, interop.KeylessFor(t, env, sigstoretest.DefaultIdentity), img.String())
 	material, err := root.NewTrustedRootFromPath(env.TrustedRootPath)
 	if err != nil {
 		t.Fatal(err)

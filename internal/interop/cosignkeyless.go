@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/trustgate/trustgate/internal/sigstoretest"
 )
 
 // CosignKeyless is what cosign v2.6.5 needs to sign keyless against a
@@ -245,4 +247,14 @@ func writePEM(t testing.TB, dir, name, typ string, blocks ...[]byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// KeylessFor is the keyless setup for the local Sigstore env, signing as
+// identity (an OIDC token env issues for it).
+func KeylessFor(t testing.TB, env *sigstoretest.Env, identity string) CosignKeyless {
+	t.Helper()
+	return CosignKeyless{
+		FulcioURL: env.FulcioURL, IssuerURL: env.IssuerURL, TSAURL: env.TSAURL,
+		TrustedRoot: env.TrustedRootPath, Token: env.Token(t, identity),
+	}
 }

@@ -189,10 +189,7 @@ func TestVerifyImageKeylessWithoutLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	interop.CosignSignKeyless(t, interop.CosignKeyless{
-		FulcioURL: env.FulcioURL, IssuerURL: env.IssuerURL, TSAURL: env.TSAURL,
-		TrustedRoot: env.TrustedRootPath, Token: env.Token(t, sigstoretest.DefaultIdentity),
-	}, img.String())
+	interop.CosignSignKeyless(t, interop.KeylessFor(t, env, sigstoretest.DefaultIdentity), img.String())
 	issuer, san := env.Identity(sigstoretest.DefaultIdentity)
 	keyless := []string{"verify", "image", ref, "--certificate-identity", san, "--certificate-oidc-issuer", issuer, "--trusted-root", env.TrustedRootPath}
 
