@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
@@ -264,4 +265,22 @@ func (v *Virtual) Keyless(t testing.TB, identity string, statement []byte) []byt
 	pb.VerificationMaterial.TimestampVerificationData = tvd
 	b, err := attest.ParseBundleProto(pb)
 	return marshal(t, b, err)
+}
+
+// PublicKeyFile generates an ECDSA P-256 key and writes its public half,
+// PEM, to path: a trust root for a test that needs one and signs nothing.
+func PublicKeyFile(t testing.TB, path string) (*attest.Key, string) {
+	t.Helper()
+	k, err := attest.GenerateKey(attest.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.MarshalPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return k, path
 }

@@ -3,13 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate-gateway/internal/app"
+	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/internal/tuftest"
 	"github.com/trustgate/trustgate/tufroot"
 )
@@ -27,18 +26,7 @@ func TestTUFCacheIsReadNeverFetched(t *testing.T) {
 	}
 	repo.Close()
 	dir := t.TempDir()
-	k, err := attest.GenerateKey(attest.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := k.MarshalPublic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "trust.pub")
-	if err := os.WriteFile(key, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, key := testsign.PublicKeyFile(t, filepath.Join(dir, "trust.pub"))
 	for _, tc := range []struct {
 		name  string
 		flags []string

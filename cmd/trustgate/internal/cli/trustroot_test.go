@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustgate/trustgate/attest"
 	"github.com/trustgate/trustgate/cmd/trustgate/internal/cli"
 	"github.com/trustgate/trustgate/internal/conformance"
+	"github.com/trustgate/trustgate/internal/testsign"
 	"github.com/trustgate/trustgate/internal/testutil"
 	"github.com/trustgate/trustgate/internal/tuftest"
 	"github.com/trustgate/trustgate/tufroot"
@@ -130,15 +130,7 @@ func TestTrustRootUpdateRefusesTamperedTarget(t *testing.T) {
 // one with nothing in it stops them before any policy is read.
 func TestAdmissionReadsTUFCacheOnly(t *testing.T) {
 	dir := t.TempDir()
-	k, err := attest.GenerateKey(attest.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := k.MarshalPublic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := writeFile(t, filepath.Join(dir, "k.pub"), string(pub))
+	_, key := testsign.PublicKeyFile(t, filepath.Join(dir, "k.pub"))
 	code, _, stderr := run(t, "admission", "check", "--policy", filepath.Join(dir, "policy.yaml"), "--deployment", "d",
 		"--trust-root", key, "--tuf-cache", filepath.Join(dir, "empty"), "-f", filepath.Join(dir, "w.yaml"))
 	if code != cli.ExitUsage || !strings.Contains(stderr, "no trusted root in the TUF cache") {
